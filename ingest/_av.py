@@ -91,15 +91,19 @@ def time_base_of(stream: Any) -> Fraction:
     return Fraction(tb.numerator, tb.denominator)
 
 
-def promised_end_s(stream: Any) -> float | None:
-    """Where the video stream's own header says it ends (None when it does not say).
+def promised_end_s(container: Any, stream: Any) -> float | None:
+    """Where the header says the video ends (None when it does not say).
 
-    The container's duration is not used: it covers audio too.
+    The container's duration is trusted only when the video is its only stream: otherwise it
+    may be an audio track's, longer than the video.
     """
-    if stream.duration is None or stream.time_base is None:
-        return None
-    start = stream.start_time or 0
-    return float((start + stream.duration) * stream.time_base)
+    if stream.duration is not None and stream.time_base is not None:
+        start = stream.start_time or 0
+        return float((start + stream.duration) * stream.time_base)
+    if container.duration is not None and len(container.streams) == 1:
+        start_s = (container.start_time or 0) / 1_000_000
+        return start_s + container.duration / 1_000_000
+    return None
 
 
 def decode_until_error(container: Any, stream: Any) -> Iterator[Any]:

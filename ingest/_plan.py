@@ -86,7 +86,7 @@ def demux_plan(target: str) -> DecodePlan:
             decode_order=tuple(decode_order),
             keyframe_positions=tuple(keyframe_positions),
             has_open_gops=has_open_gops,
-            promised_end_s=promised_end_s(stream),
+            promised_end_s=promised_end_s(container, stream),
             demux_error=demux_error,
         )
     finally:

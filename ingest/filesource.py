@@ -67,7 +67,7 @@ def iter_file_frames(
             yield from emit(sampler.flush())
             raise damaged_error(target, exc, last_pts_s, index) from exc
         yield from emit(sampler.flush())
-        check_complete(target, last_pts_s, promised_end_s(stream), index)
+        check_complete(target, last_pts_s, promised_end_s(container, stream), index)
     finally:
         container.close()
 

@@ -1,0 +1,1 @@
+"""Synthetic media with known ground truth: videos, RTSP test server, HLS, lectures."""
