@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -43,4 +47,26 @@ class EncodedFrame:
             f"EncodedFrame(stream_id={self.stream_id!r}, index={self.index}, pts_s={self.pts_s:.3f}, "
             f"grid={self.grid_index}, embedding=[{self.embedding.shape[0]}], tokens={tokens}, "
             f"skipped={self.is_encoder_skipped})"
+        )
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class GridTokens:
+    """The vision tower's merged tokens for one temporal grid (two frames for Qwen2.5-VL).
+
+    `tokens` stay where the tower ran (device, dtype) so the LLM path can use them directly.
+    """
+
+    tokens: torch.Tensor  # [h * w, D_llm], row-major over the merged grid (h, w)
+    grid_hw: tuple[int, int]  # merged-token grid (h, w)
+
+    def __post_init__(self) -> None:
+        h, w = self.grid_hw
+        if self.tokens.ndim != 2 or self.tokens.shape[0] != h * w:
+            raise ValueError(f"tokens must be [h*w, D] with (h, w)={self.grid_hw}, got {tuple(self.tokens.shape)}")
+
+    def __repr__(self) -> str:
+        return (
+            f"GridTokens(tokens=[{self.tokens.shape[0]}, {self.tokens.shape[1]}] {self.tokens.dtype} "
+            f"on {self.tokens.device}, grid_hw={self.grid_hw})"
         )
