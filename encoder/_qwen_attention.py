@@ -51,12 +51,14 @@ class PaddedAttention:
         self.scale = scale
 
     def __call__(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        tokens, heads, dim = q.shape
+        heads, dim = q.shape[1:]
 
         def pad(t: torch.Tensor) -> torch.Tensor:  # [S, heads, L, dim]
             return t[self.gather].transpose(1, 2)
 
-        out = F.scaled_dot_product_attention(pad(q), pad(k), pad(v), attn_mask=self.key_mask, scale=self.scale)
+        out = F.scaled_dot_product_attention(
+            pad(q), pad(k), pad(v), attn_mask=self.key_mask, scale=self.scale
+        )
         return out.transpose(1, 2).reshape(-1, heads, dim)[self.unpad]
 
 
@@ -83,7 +85,9 @@ def has_varlen() -> bool:
     return True
 
 
-def segment_attention(lengths: list[int], scale: float, device: torch.device, *, use_varlen: bool) -> Attention:
+def segment_attention(
+    lengths: list[int], scale: float, device: torch.device, *, use_varlen: bool
+) -> Attention:
     """The cheapest exact way to attend within each of these contiguous segments."""
     if len(set(lengths)) == 1:
         return UniformAttention(lengths[0], scale)

@@ -50,7 +50,13 @@ def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tenso
 
 
 def block_step(
-    x: torch.Tensor, w: BlockWeights, cos: torch.Tensor, sin: torch.Tensor, attend: Attention, heads: int, eps: float
+    x: torch.Tensor,
+    w: BlockWeights,
+    cos: torch.Tensor,
+    sin: torch.Tensor,
+    attend: Attention,
+    heads: int,
+    eps: float,
 ) -> torch.Tensor:
     """One vision block on x [N, C]; cos/sin [N, 1, head_dim] float32."""
     tokens, channels = x.shape
@@ -90,7 +96,9 @@ class FastQwenTower:
     def __init__(self, visual: torch.nn.Module, *, use_varlen: bool = True) -> None:
         config = visual.config
         if config.hidden_act != "silu":
-            raise ModelLoadError(f"fast Qwen2.5-VL tower supports hidden_act 'silu', got {config.hidden_act!r}")
+            raise ModelLoadError(
+                f"fast Qwen2.5-VL tower supports hidden_act 'silu', got {config.hidden_act!r}"
+            )
         self.visual = visual
         self.heads = int(config.num_heads)
         self.head_dim = int(config.hidden_size) // self.heads

@@ -35,19 +35,28 @@ class EncoderSettings(BaseModel):
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         "auto", description="'auto' is bfloat16 on CUDA and float32 on CPU."
     )
-    seed: int = Field(0, ge=0, description="Seed for the random weights of presets (same seed, same weights).")
+    seed: int = Field(
+        0, ge=0, description="Seed for the random weights of presets (same seed, same weights)."
+    )
     min_pixels: int = Field(
-        56 * 56, ge=28 * 28, le=1 << 26, description="Smart resize: fewest pixels per frame given to the tower."
+        56 * 56,
+        ge=28 * 28,
+        le=1 << 26,
+        description="Smart resize: fewest pixels per frame given to the tower.",
     )
     max_pixels: int = Field(
-        448 * 448, ge=28 * 28, le=1 << 26, description="Smart resize: most pixels per frame given to the tower."
+        448 * 448,
+        ge=28 * 28,
+        le=1 << 26,
+        description="Smart resize: most pixels per frame given to the tower.",
     )
     fixed_hw_px: tuple[int, int] | None = Field(
         None,
-        description="Resize every frame to exactly (height, width) (multiples of 28) instead of smart resize.",
+        description="Resize every frame to exactly (height, width), multiples of 28, not smart resize.",
     )
     use_fast_attention: bool = Field(
-        True, description="Run the tower with all attention windows at once (False: transformers' own forward)."
+        True,
+        description="Run the tower with all attention windows at once (False: transformers' own forward).",
     )
     use_cuda_graphs: bool = Field(
         True, description="On CUDA, replay a captured graph for batch shapes seen in warmup()."
@@ -67,5 +76,7 @@ class EncoderSettings(BaseModel):
     @classmethod
     def _multiple_of_patch_merge(cls, value: tuple[int, int] | None) -> tuple[int, int] | None:
         if value is not None and any(v <= 0 or v % QWEN_SIDE_FACTOR_PX for v in value):
-            raise ValueError(f"fixed_hw_px sides must be positive multiples of {QWEN_SIDE_FACTOR_PX}, got {value}")
+            raise ValueError(
+                f"fixed_hw_px sides must be positive multiples of {QWEN_SIDE_FACTOR_PX}, got {value}"
+            )
         return value

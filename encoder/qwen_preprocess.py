@@ -90,7 +90,9 @@ def check_frames(frames: Sequence[np.ndarray]) -> None:
         if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
             raise FrameShapeError(f"frame {i} must be [H, W, 3] uint8, got {frame.shape} {frame.dtype}")
         if frame.shape != first:
-            raise FrameShapeError(f"frames of one clip must share a size: frame {i} is {frame.shape}, not {first}")
+            raise FrameShapeError(
+                f"frames of one clip must share a size: frame {i} is {frame.shape}, not {first}"
+            )
 
 
 def frames_to_tensor(frames: Sequence[np.ndarray], device: torch.device) -> torch.Tensor:
@@ -107,7 +109,9 @@ def resize_uint8(video: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
     if tuple(video.shape[-2:]) == tuple(hw):
         return video
     if video.device.type == "cpu":
-        return F.interpolate(video.contiguous(), size=list(hw), mode="bicubic", antialias=True, align_corners=False)
+        return F.interpolate(
+            video.contiguous(), size=list(hw), mode="bicubic", antialias=True, align_corners=False
+        )
     out = F.interpolate(video.float(), size=list(hw), mode="bicubic", antialias=True, align_corners=False)
     return out.clamp_(0, 255).round_().to(torch.uint8)
 

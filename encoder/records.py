@@ -63,7 +63,9 @@ class GridTokens:
     def __post_init__(self) -> None:
         h, w = self.grid_hw
         if self.tokens.ndim != 2 or self.tokens.shape[0] != h * w:
-            raise ValueError(f"tokens must be [h*w, D] with (h, w)={self.grid_hw}, got {tuple(self.tokens.shape)}")
+            raise ValueError(
+                f"tokens must be [h*w, D] with (h, w)={self.grid_hw}, got {tuple(self.tokens.shape)}"
+            )
 
     def __repr__(self) -> str:
         return (
