@@ -1,0 +1,218 @@
+"""Event segmentation: cut a stream into events where what it shows changes.
+
+The unit is the temporal grid (Qwen2.5-VL: a pair of frames; its tokens cover both), so cuts fall
+on grid boundaries. Before grid g, with the open event at least `min_grids` long, we cut when
+  - the cosine between the pooled retrieval embeddings of grids g-1 and g is below `similarity_tau`
+    (FastVID's DySeg uses 0.9), or
+  - at least `cut_changed_fraction` of the token positions changed from grid g-1 to g (a hard
+    cut changes every position, whatever the retrieval encoder makes of it), or
+  - grid indices jump (frames were lost) or the token grid changes size: always, whatever the length.
+An event that reaches `max_grids` is split at its `lowest_cuts` lowest-similarity transitions
+(DySeg's "c lowest"), each part at least `min_grids` long; every part but the last is closed and
+the last stays open. Memory is bounded by `max_grids` grids.
+
+`segment_events` is the offline form over whole arrays; `EventSegmenter` takes one
+`EncodedFrame` at a time and closes the same events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from encoder.records import EncodedFrame
+
+from .errors import CompressorInputError
+
+
+def unit_norm(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit L2 norm (zero rows stay zero), as float64."""
+    x = np.asarray(x, dtype=np.float64)
+    norm = np.linalg.norm(x, axis=-1, keepdims=True)
+    return x / np.where(norm == 0, 1.0, norm)
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> Any:
+    """Row-wise dot product of unit rows; one formula for streaming and offline, so ties agree."""
+    return np.sum(a * b, axis=-1)
+
+
+def token_change_fraction(prev: np.ndarray | None, cur: np.ndarray | None, similarity: float) -> float:
+    """Share of positions whose token cosine from prev [h*w, D] to cur [h*w, D] is below `similarity`."""
+    if prev is None or cur is None or prev.shape != cur.shape:
+        return 0.0
+    cos = np.sum(unit_norm(prev) * unit_norm(cur), axis=-1)
+    return float(np.mean(cos < similarity))
+
+
+@dataclass(frozen=True, slots=True)
+class CutRules:
+    similarity_tau: float = 0.9
+    min_grids: int = 2
+    max_grids: int = 60
+    lowest_cuts: int = 1
+    cut_changed_fraction: float | None = 0.75
+
+    def __post_init__(self) -> None:
+        if self.min_grids < 1 or self.lowest_cuts < 1:
+            raise CompressorInputError(
+                f"min_grids and lowest_cuts must be >= 1, got {self.min_grids}, {self.lowest_cuts}"
+            )
+        if self.max_grids < 2 * self.min_grids:
+            raise CompressorInputError(
+                f"max_grids must be >= 2 * min_grids, got max={self.max_grids}, min={self.min_grids}"
+            )
+
+    def is_cut(self, open_grids: int, similarity: float, changed_fraction: float, is_forced: bool) -> bool:
+        if is_forced:
+            return True
+        if open_grids < self.min_grids:
+            return False
+        if similarity < self.similarity_tau:
+            return True
+        return self.cut_changed_fraction is not None and changed_fraction >= self.cut_changed_fraction
+
+    def split_points(self, similarities: Sequence[float]) -> list[int]:
+        """Where to split a full event: offsets j (cut before its j-th grid), ascending.
+
+        similarities[j] is the transition into grid j (similarities[0] is unused). The lowest
+        transitions come first (ties: earlier); each part stays at least min_grids long.
+        """
+        n = len(similarities)
+        candidates = sorted(range(self.min_grids, n - self.min_grids + 1), key=lambda j: (similarities[j], j))
+        chosen: list[int] = []
+        for j in candidates:
+            if len(chosen) == self.lowest_cuts:
+                break
+            if all(abs(j - c) >= self.min_grids for c in chosen):
+                chosen.append(j)
+        return sorted(chosen)
+
+
+def segment_events(
+    embeddings: np.ndarray,
+    rules: CutRules,
+    *,
+    changed_fraction: np.ndarray | None = None,
+    grid_index: np.ndarray | None = None,
+) -> list[tuple[int, int]]:
+    """Half-open [start, end) ranges over grids. embeddings: [G, D] pooled per grid.
+
+    changed_fraction: [G], the token change from grid g-1 to g (entry 0 unused);
+    grid_index: [G], the grids' stream indices (a jump forces a cut); default 0..G-1.
+    """
+    g = embeddings.shape[0]
+    e = unit_norm(embeddings)
+    sims = np.ones(g)
+    sims[1:] = cosine(e[1:], e[:-1])
+    changed = np.zeros(g) if changed_fraction is None else np.asarray(changed_fraction, dtype=np.float64)
+    index = np.arange(g) if grid_index is None else np.asarray(grid_index)
+    ranges: list[tuple[int, int]] = []
+    start = 0
+    for i in range(g):
+        if i > 0 and rules.is_cut(i - start, sims[i], changed[i], bool(index[i] != index[i - 1] + 1)):
+            ranges.append((start, i))
+            start = i
+        if i + 1 - start == rules.max_grids:
+            base = start
+            for j in rules.split_points([1.0, *sims[base + 1 : i + 1]]):
+                ranges.append((start, base + j))
+                start = base + j
+    if start < g:
+        ranges.append((start, g))
+    return ranges
+
+
+@dataclass(slots=True)
+class Grid:
+    """The frames of one temporal grid, with what segmentation needs from them."""
+
+    grid_index: int
+    frames: list[EncodedFrame] = field(default_factory=list)
+    embedding: np.ndarray | None = None  # [D] float64, set when the grid completes
+    similarity: float = 1.0  # pooled-embedding cosine with the previous grid of the stream
+    changed_fraction: float = 0.0  # token positions changed since the previous grid
+
+    @property
+    def grid_hw(self) -> tuple[int, int]:
+        return self.frames[0].grid_hw
+
+    @property
+    def tokens(self) -> np.ndarray | None:
+        """[h*w, D] of the grid: carried by its first frame that has them."""
+        return next((f.tokens for f in self.frames if f.tokens is not None), None)
+
+    def pooled_embedding(self) -> np.ndarray:
+        """[D] float64 unit norm: the mean of the frames' retrieval embeddings."""
+        return unit_norm(np.mean([f.embedding for f in self.frames], axis=0))
+
+
+class EventSegmenter:
+    """Streaming segmentation of one stream's `EncodedFrame`s into lists of `Grid`s (events).
+
+    `process(frame)` returns the events this frame closed (usually none); `flush()` closes the
+    rest. A grid is complete when a frame of a later grid arrives, so events lag by one frame.
+    """
+
+    def __init__(self, rules: CutRules, change_similarity: float = 0.9) -> None:
+        self.rules = rules
+        self.change_similarity = change_similarity
+        self._stream_id: str | None = None
+        self._pending: Grid | None = None
+        self._previous: Grid | None = None  # last completed grid, open or already closed
+        self._open: list[Grid] = []
+
+    def process(self, frame: EncodedFrame) -> list[list[Grid]]:
+        if self._stream_id is None:
+            self._stream_id = frame.stream_id
+        elif frame.stream_id != self._stream_id:
+            raise CompressorInputError(
+                f"one segmenter per stream: got {frame.stream_id!r} after {self._stream_id!r}"
+            )
+        if self._pending is not None and frame.grid_index == self._pending.grid_index:
+            self._pending.frames.append(frame)
+            return []
+        if self._pending is not None and frame.grid_index < self._pending.grid_index:
+            raise CompressorInputError(
+                f"grid_index went back from {self._pending.grid_index} to {frame.grid_index} "
+                f"(frame {frame.index}): frames must arrive in order"
+            )
+        closed = self._push(self._pending) if self._pending is not None else []
+        self._pending = Grid(frame.grid_index, [frame])
+        return closed
+
+    def flush(self) -> list[list[Grid]]:
+        closed = self._push(self._pending) if self._pending is not None else []
+        if self._open:
+            closed.append(self._open)
+        self._pending, self._previous, self._open = None, None, []
+        return closed
+
+    def _push(self, grid: Grid) -> list[list[Grid]]:
+        closed: list[list[Grid]] = []
+        grid.embedding = grid.pooled_embedding()
+        previous = self._previous
+        if previous is not None:
+            assert previous.embedding is not None
+            grid.similarity = float(cosine(previous.embedding, grid.embedding))
+            grid.changed_fraction = token_change_fraction(
+                previous.tokens, grid.tokens, self.change_similarity
+            )
+            is_forced = grid.grid_index != previous.grid_index + 1 or grid.grid_hw != previous.grid_hw
+            if self._open and self.rules.is_cut(
+                len(self._open), grid.similarity, grid.changed_fraction, is_forced
+            ):
+                closed.append(self._open)
+                self._open = []
+        self._open.append(grid)
+        self._previous = grid
+        if len(self._open) == self.rules.max_grids:
+            start = 0
+            for j in self.rules.split_points([1.0, *(g.similarity for g in self._open[1:])]):
+                closed.append(self._open[start:j])
+                start = j
+            self._open = self._open[start:]
+        return closed

@@ -1,0 +1,153 @@
+"""`Compressor`: the per-stream stage that turns `EncodedFrame`s into `Event`s.
+
+One instance per stream, fed in order. Each frame's RLT static mask (attached by the encoder
+stage, or computed here from `rgb`) is folded into its grid; the segmenter closes events; each
+closed event's tokens are merged (pixel-static, EVS, cosine) into runs that keep their original
+(t, h, w) positions. Plain Python: a Ray actor wraps it at the edge.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import torch
+from PIL import Image
+
+from encoder.records import EncodedFrame
+
+from .config import CompressorSettings
+from .errors import CompressorInputError
+from .events import CutRules, EventSegmenter, Grid, unit_norm
+from .evs import evs_retention_mask
+from .merging import merge_event_tokens
+from .records import Event, EventStats
+from .selection import farthest_points
+from .static import StaticPatchFilter, merged_static_mask
+
+
+class Compressor:
+    def __init__(self, settings: CompressorSettings | None = None) -> None:
+        self.settings = settings or CompressorSettings()
+        s = self.settings
+        rules = CutRules(
+            similarity_tau=s.event_similarity_tau,
+            min_grids=s.min_event_grids,
+            max_grids=s.max_event_grids,
+            lowest_cuts=s.lowest_cuts,
+            cut_changed_fraction=s.cut_changed_fraction,
+        )
+        self._segmenter = EventSegmenter(rules, change_similarity=s.change_similarity)
+        self._filter = StaticPatchFilter(s.patch_size, s.static_tau) if s.is_pixel_filter_enabled else None
+        self._grid_static: dict[int, np.ndarray] = {}  # grid_index -> [h, w] bool, AND over its frames
+        self._grid_patches: dict[int, list[int]] = {}  # grid_index -> [static patches, patches tested]
+        self._thumbnails: dict[int, Image.Image] = {}  # grid_index -> first frame, downscaled
+
+    def process(self, encoded: EncodedFrame, rgb: np.ndarray | None = None) -> list[Event]:
+        """Take the next frame of the stream; return the events it closed (usually none)."""
+        self._note_static(encoded, rgb)
+        if (
+            rgb is not None
+            and self.settings.thumbnails_per_event
+            and encoded.grid_index not in self._thumbnails
+        ):
+            image = Image.fromarray(rgb)
+            image.thumbnail(
+                (self.settings.thumbnail_px, self.settings.thumbnail_px), Image.Resampling.BILINEAR
+            )
+            self._thumbnails[encoded.grid_index] = image
+        return [self._build_event(grids) for grids in self._segmenter.process(encoded)]
+
+    def flush(self) -> list[Event]:
+        """Close the open event (end of a file, or a stream going away)."""
+        events = [self._build_event(grids) for grids in self._segmenter.flush()]
+        if self._filter is not None:
+            self._filter.reset()
+        return events
+
+    def _note_static(self, encoded: EncodedFrame, rgb: np.ndarray | None) -> None:
+        mask = encoded.static_mask
+        if mask is None and rgb is not None and self._filter is not None:
+            mask = self._filter.process(rgb).mask
+        grid = encoded.grid_index
+        counts = self._grid_patches.setdefault(grid, [0, 0])
+        if mask is None:
+            static = np.zeros(encoded.grid_hw, dtype=bool)  # untested: nothing may be merged on pixels
+        else:
+            static = merged_static_mask(mask, encoded.grid_hw)
+            counts[0] += int(mask.sum())
+            counts[1] += int(mask.size)
+        previous = self._grid_static.get(grid)
+        self._grid_static[grid] = static if previous is None else previous & static
+
+    def _build_event(self, grids: list[Grid]) -> Event:
+        s = self.settings
+        h, w = grids[0].grid_hw
+        grid_tokens = [g.tokens for g in grids]
+        if any(t is None for t in grid_tokens):
+            missing = next(g.grid_index for g in grids if g.tokens is None)
+            raise CompressorInputError(f"grid {missing} has no frame carrying tokens")
+        tokens = np.stack(grid_tokens).reshape(len(grids), h, w, -1)  # type: ignore[arg-type]
+        static = np.stack([self._grid_static.pop(g.grid_index) for g in grids])
+        static[0] = False  # the first grid of an event is kept whole
+        evs_kept = None
+        if s.evs_q > 0:
+            embeds = torch.from_numpy(tokens.reshape(-1, tokens.shape[-1]).astype(np.float32))
+            evs_kept = (
+                evs_retention_mask(embeds, (len(grids), h, w), 1, s.evs_q).numpy().reshape(len(grids), h, w)
+            )
+        merged = merge_event_tokens(
+            tokens, is_static=static, is_evs_kept=evs_kept, similarity=s.merge_similarity
+        )
+        grid_index = np.array([g.grid_index for g in grids])
+        positions = merged.positions.copy()
+        positions[:, 0] = grid_index[positions[:, 0]]  # back to stream coordinates
+        frames = [f for g in grids for f in g.frames]
+        patches = [self._grid_patches.pop(g.grid_index) for g in grids]
+        stats = EventStats(
+            frames=len(frames),
+            grids=len(grids),
+            tokens_in=len(grids) * h * w,
+            tokens_kept=int(merged.tokens.shape[0]),
+            encoder_frames_skipped=sum(f.is_encoder_skipped for f in frames),
+            static_patches=sum(p[0] for p in patches),
+            patches=sum(p[1] for p in patches),
+            tokens_merged_static=merged.merged_static,
+            tokens_merged_evs=merged.merged_evs,
+            tokens_merged_similar=merged.merged_similar,
+        )
+        grid_embeddings = np.stack([g.embedding for g in grids])  # type: ignore[misc]
+        return Event(
+            event_id=f"{frames[0].stream_id}:{frames[0].index}",
+            stream_id=frames[0].stream_id,
+            start_pts_s=frames[0].pts_s,
+            end_pts_s=frames[-1].pts_s,
+            start_wall_s=frames[0].wall_time_s,
+            end_wall_s=frames[-1].wall_time_s,
+            embedding=unit_norm(np.mean([f.embedding for f in frames], axis=0)).astype(np.float32),
+            tokens=merged.tokens.astype(np.float16),
+            positions=positions,
+            counts=merged.counts,
+            grid_t0=int(grid_index[0]),
+            grid_pts_s=np.array([g.frames[0].pts_s for g in grids], dtype=np.float64),
+            grid_hw=(h, w),
+            stats=stats,
+            thumbnails=self._keyframes(grids, grid_embeddings),
+            grid_embeddings=grid_embeddings.astype(np.float16),
+        )
+
+    def _keyframes(self, grids: list[Grid], grid_embeddings: np.ndarray) -> list[bytes]:
+        """JPEGs of the first grid and the grids least like it and each other (max-min), in time order."""
+        images = [self._thumbnails.pop(g.grid_index, None) for g in grids]
+        have = [i for i, image in enumerate(images) if image is not None]
+        if not have or not self.settings.thumbnails_per_event:
+            return []
+        chosen = farthest_points(grid_embeddings[have], self.settings.thumbnails_per_event, first=0)
+        out = []
+        for i in sorted(have[c] for c in chosen):
+            buffer = io.BytesIO()
+            image = images[i]
+            assert image is not None
+            image.save(buffer, format="JPEG", quality=self.settings.thumbnail_quality)
+            out.append(buffer.getvalue())
+        return out

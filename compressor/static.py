@@ -1,0 +1,166 @@
+"""The RLT pixel test: which patches did not change since the last kept patch at their place.
+
+Run-Length Tokenization (Choudhury et al., NeurIPS 2024) drops a patch when the mean absolute
+difference of its ImageNet-normalised pixels from the same patch earlier is small. RLT compares
+with the previous sample; we compare with the last KEPT patch at that place, so a slow change
+(lighting, a creeping shadow) cannot drift forever under the threshold: it is kept once it has
+added up to tau. Reconstruction is copy-forward: a dropped patch shows the last kept patch.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from .errors import CompressorInputError
+
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float64)
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float64)
+# |(a/255 - m) / s - (b/255 - m) / s| = |a - b| / (255 s): the mean cancels, so the test runs on
+# integer differences scaled per channel, with no float copy of either frame.
+_CHANNEL_SCALE = 1.0 / (255.0 * IMAGENET_STD)
+
+
+def _check_frame(name: str, rgb: np.ndarray) -> None:
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise CompressorInputError(f"{name} must be [H, W, 3] uint8, got {rgb.shape} {rgb.dtype}")
+
+
+def patch_differences(prev: np.ndarray, cur: np.ndarray, patch_size: int) -> np.ndarray:
+    """[H//p, W//p] float32: ImageNet-normalised mean absolute difference per patch, over its channels.
+
+    prev, cur: [H, W, 3] uint8 of the same size. Pixels past the last whole patch are not tested.
+    """
+    _check_frame("prev", prev)
+    _check_frame("cur", cur)
+    if prev.shape != cur.shape:
+        raise CompressorInputError(f"frames differ in size: {prev.shape} vs {cur.shape}")
+    if patch_size < 1:
+        raise CompressorInputError(f"patch_size must be >= 1, got {patch_size}")
+    hp, wp = cur.shape[0] // patch_size, cur.shape[1] // patch_size
+    h, w = hp * patch_size, wp * patch_size
+    diff = np.abs(cur[:h, :w].astype(np.int16) - prev[:h, :w].astype(np.int16))
+    sums = diff.reshape(hp, patch_size, wp, patch_size, 3).sum(axis=(1, 3), dtype=np.int32)  # [hp, wp, 3]
+    return (sums @ _CHANNEL_SCALE / (patch_size * patch_size * 3)).astype(np.float32)
+
+
+def static_patch_mask(prev: np.ndarray, cur: np.ndarray, patch_size: int, tau: float = 0.1) -> np.ndarray:
+    """[H//p, W//p] bool, True where the patch is static: normalised mean absolute difference <= tau."""
+    return patch_differences(prev, cur, patch_size) <= tau
+
+
+def psnr_db(a: np.ndarray, b: np.ndarray) -> float:
+    """Peak signal-to-noise ratio of two uint8 images in dB (inf when identical)."""
+    if a.shape != b.shape:
+        raise CompressorInputError(f"images differ in shape: {a.shape} vs {b.shape}")
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return math.inf if mse == 0 else 10.0 * math.log10(255.0**2 / mse)
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class StaticPatches:
+    """What the pixel test says about one frame."""
+
+    mask: np.ndarray  # [H//p, W//p] bool, True = static (dropped, copied forward)
+    is_frame_static: bool  # every patch static: the encoder can be skipped for this frame
+    is_segment_start: bool  # first frame of a segment: kept whole
+
+    @property
+    def static_patches(self) -> int:
+        return int(self.mask.sum())
+
+    def __repr__(self) -> str:
+        return (
+            f"StaticPatches(mask=[{self.mask.shape[0]}, {self.mask.shape[1]}], static={self.static_patches}, "
+            f"frame_static={self.is_frame_static})"
+        )
+
+
+class StaticPatchFilter:
+    """A per-stream plug-in: `process(rgb)` for each sampled frame, in order.
+
+    reference="last_kept" compares each patch with the last kept patch at its place (our rule);
+    "previous" compares with the previous sample (RLT's rule, kept for comparison). Either way,
+    `reconstruction()` is the copy-forward image: kept patches from their frame, dropped patches
+    from the last kept patch at that place.
+    """
+
+    def __init__(
+        self,
+        patch_size: int = 14,
+        tau: float = 0.1,
+        reference: Literal["last_kept", "previous"] = "last_kept",
+    ) -> None:
+        if patch_size < 1:
+            raise CompressorInputError(f"patch_size must be >= 1, got {patch_size}")
+        if tau < 0:
+            raise CompressorInputError(f"tau must be >= 0, got {tau}")
+        if reference not in ("last_kept", "previous"):
+            raise CompressorInputError(f"reference must be 'last_kept' or 'previous', got {reference!r}")
+        self.patch_size = patch_size
+        self.tau = tau
+        self.reference = reference
+        self._kept: np.ndarray | None = None  # [H, W, 3] copy-forward image
+        self._previous: np.ndarray | None = None  # [H, W, 3], only for reference="previous"
+
+    def reset(self) -> None:
+        """Forget the reference: the next frame starts a segment."""
+        self._kept = None
+        self._previous = None
+
+    def process(self, rgb: np.ndarray, *, is_segment_start: bool = False) -> StaticPatches:
+        """Test one frame against the reference and update the reference with its kept patches."""
+        _check_frame("rgb", rgb)
+        p = self.patch_size
+        grid = (rgb.shape[0] // p, rgb.shape[1] // p)
+        if is_segment_start or self._kept is None or self._kept.shape != rgb.shape:
+            self._kept = rgb.copy()
+            self._previous = rgb.copy() if self.reference == "previous" else None
+            return StaticPatches(np.zeros(grid, dtype=bool), is_frame_static=False, is_segment_start=True)
+        compare_to = self._previous if self.reference == "previous" else self._kept
+        assert compare_to is not None
+        mask = static_patch_mask(compare_to, rgb, p, self.tau)
+        self._copy_dynamic_patches(rgb, mask)
+        if self.reference == "previous":
+            self._previous = rgb.copy()
+        is_frame_static = bool(mask.all())
+        return StaticPatches(mask, is_frame_static=is_frame_static, is_segment_start=False)
+
+    def reconstruction(self) -> np.ndarray:
+        """[H, W, 3] uint8: the latest frame rebuilt from kept patches (copy-forward)."""
+        if self._kept is None:
+            raise CompressorInputError("no frame processed since the last reset")
+        return self._kept.copy()
+
+    def _copy_dynamic_patches(self, rgb: np.ndarray, mask: np.ndarray) -> None:
+        assert self._kept is not None
+        p = self.patch_size
+        hp, wp = mask.shape
+        kept = self._kept[: hp * p, : wp * p].reshape(hp, p, wp, p, 3)
+        cur = rgb[: hp * p, : wp * p].reshape(hp, p, wp, p, 3)
+        np.copyto(kept, cur, where=~mask[:, None, :, None, None])
+        # Pixels past the last whole patch are never tested; they always show the current frame.
+        self._kept[hp * p :] = rgb[hp * p :]
+        self._kept[:, wp * p :] = rgb[:, wp * p :]
+
+
+def merged_static_mask(mask: np.ndarray, grid_hw: tuple[int, int]) -> np.ndarray:
+    """[h, w] bool: a merged token is static when every pixel patch it covers is static.
+
+    mask: [Hp, Wp] patch mask. For Qwen2.5-VL, Hp = 2h and a token covers 2x2 patches; other
+    ratios map each token to the patches its area overlaps.
+    """
+    h, w = grid_hw
+    hp, wp = mask.shape
+    if hp % h == 0 and wp % w == 0:
+        return np.asarray(mask.reshape(h, hp // h, w, wp // w).all(axis=(1, 3)))
+    rows = [(i * hp // h, max(i * hp // h + 1, -(-(i + 1) * hp // h))) for i in range(h)]
+    cols = [(j * wp // w, max(j * wp // w + 1, -(-(j + 1) * wp // w))) for j in range(w)]
+    out = np.empty((h, w), dtype=bool)
+    for i, (r0, r1) in enumerate(rows):
+        for j, (c0, c1) in enumerate(cols):
+            out[i, j] = bool(mask[r0:r1, c0:c1].all())
+    return out
