@@ -78,7 +78,11 @@ def ratio(numerator: float | None, denominator: float | None, digits: int = 3) -
 
 def machine() -> dict[str, Any]:
     """Where the numbers came from."""
-    info: dict[str, Any] = {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()}
+    info: dict[str, Any] = {
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+    }
     try:
         with open("/proc/cpuinfo") as f:
             names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -122,9 +123,7 @@ def decode_until_error(container: Any, stream: Any) -> Iterator[Any]:
             yield from frames
     except av.error.FFmpegError as exc:
         error = exc
-    try:
+    with contextlib.suppress(av.error.FFmpegError):  # a decoder that already failed has nothing more
         yield from stream.codec_context.decode(None)
-    except av.error.FFmpegError:
-        pass  # nothing more can come out of a decoder that already failed
     if error is not None:
         raise error

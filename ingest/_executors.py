@@ -20,7 +20,9 @@ WorkerFn = Callable[..., Iterator[Any]]
 
 
 class IntervalExecutor(Protocol):
-    def map_ordered(self, fn: WorkerFn, target: str, intervals: Sequence[Any], *args: Any) -> Iterator[Iterator[Any]]:
+    def map_ordered(
+        self, fn: WorkerFn, target: str, intervals: Sequence[Any], *args: Any
+    ) -> Iterator[Iterator[Any]]:
         """For each interval in order, an iterator over fn(target, interval, *args)."""
         ...
 
@@ -55,7 +57,9 @@ class ThreadExecutor:
         self.workers = workers
         self.max_buffered = max_buffered
 
-    def map_ordered(self, fn: WorkerFn, target: str, intervals: Sequence[Any], *args: Any) -> Iterator[Iterator[Any]]:
+    def map_ordered(
+        self, fn: WorkerFn, target: str, intervals: Sequence[Any], *args: Any
+    ) -> Iterator[Iterator[Any]]:
         outputs: list[queue.Queue[Any]] = [queue.Queue(maxsize=self.max_buffered) for _ in intervals]
         stop = threading.Event()
 
@@ -108,7 +112,9 @@ class RayExecutor:
         self.workers = workers
         self.max_buffered = max_buffered
 
-    def map_ordered(self, fn: WorkerFn, target: str, intervals: Sequence[Any], *args: Any) -> Iterator[Iterator[Any]]:
+    def map_ordered(
+        self, fn: WorkerFn, target: str, intervals: Sequence[Any], *args: Any
+    ) -> Iterator[Iterator[Any]]:
         import ray
 
         if not ray.is_initialized():
@@ -120,7 +126,7 @@ class RayExecutor:
         def submit_next() -> None:
             interval = next(upcoming, None)
             if interval is not None:
-                in_flight.append(task.remote(target, interval, *args))
+                in_flight.append(task.remote(target, interval, *args))  # type: ignore[call-arg]
 
         for _ in range(self.workers):
             submit_next()

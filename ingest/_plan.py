@@ -5,6 +5,7 @@ the sampling rule picks the kept frames; the timeline is cut into keyframe-align
 from __future__ import annotations
 
 import bisect
+import itertools
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -103,7 +104,7 @@ def gop_packet_budgets(plan: DecodePlan, kept: dict[int, bool]) -> dict[int, int
         return {}
     budgets: dict[int, int] = {}
     bounds = [*plan.keyframe_positions, len(plan.decode_order)]
-    for start, end in zip(bounds, bounds[1:], strict=False):
+    for start, end in itertools.pairwise(bounds):
         key_pts = plan.decode_order[start]
         needed = 0
         for offset, pts in enumerate(plan.decode_order[start:end]):

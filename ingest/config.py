@@ -22,9 +22,13 @@ class IngestSettings(BaseModel):
     backoff_base_s: float = Field(0.5, gt=0, le=60, description="First reconnect delay.")
     backoff_cap_s: float = Field(30.0, gt=0, le=3600, description="Longest reconnect delay.")
     max_reconnects: int | None = Field(
-        None, ge=0, description="Give up (state failed) after this many consecutive failures; None retries forever."
+        None,
+        ge=0,
+        description="Give up (state failed) after this many consecutive failures; None retries forever.",
     )
-    max_queue_frames: int = Field(32, ge=1, le=10_000, description="Live queue bound; the oldest frame is dropped.")
+    max_queue_frames: int = Field(
+        32, ge=1, le=10_000, description="Live queue bound; the oldest frame is dropped."
+    )
     allowed_schemes: list[str] = Field(
         default_factory=lambda: ["file", "http", "https", "rtsp", "rtsps", "v4l2"],
         description="URI schemes that open_source accepts.",

@@ -85,7 +85,9 @@ def check_complete(target: str, last_pts_s: float | None, promised_end: float | 
     """Raise when the video had no frame at all, or stops well before its header's end."""
     if last_pts_s is None:
         raise CorruptMediaError(
-            f"{target}: no decodable video frame (no keyframe, or damaged data)", position_s=None, frames_yielded=0
+            f"{target}: no decodable video frame (no keyframe, or damaged data)",
+            position_s=None,
+            frames_yielded=0,
         )
     if promised_end is not None and last_pts_s < promised_end - TRUNCATION_SLACK_S:
         raise CorruptMediaError(

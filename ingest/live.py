@@ -16,6 +16,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator
+from fractions import Fraction
 from typing import Any
 
 import av
@@ -51,7 +52,9 @@ class LiveReader:
         self.size = size
         self.settings = settings or IngestSettings()
         self._clock = clock
-        self._backoff = Backoff(self.settings.backoff_base_s, self.settings.backoff_cap_s, rng or random.Random())
+        self._backoff = Backoff(
+            self.settings.backoff_base_s, self.settings.backoff_cap_s, rng or random.Random()
+        )
         self._queue: DropOldestQueue[Frame] = DropOldestQueue(self.settings.max_queue_frames)
         self._health = StreamHealth(stream_id=stream_id, uri=spec.uri)
         self._lock = threading.Lock()
@@ -158,7 +161,9 @@ class LiveReader:
             if limit is not None and h.consecutive_failures > limit:
                 h.state = StreamState.FAILED
                 self._close_gap(now)
-                log.error("stream %s failed after %d attempts: %s", self.stream_id, h.consecutive_failures, reason)
+                log.error(
+                    "stream %s failed after %d attempts: %s", self.stream_id, h.consecutive_failures, reason
+                )
                 return False
             h.state = StreamState.RECONNECTING
             failures = h.consecutive_failures
@@ -200,44 +205,26 @@ class LiveReader:
         try:
             stream = video_stream(container, self.spec.target)
             configure_decoder(stream, threads=1)  # frame threads would add latency
-            time_base = time_base_of(stream)
-            sampler: NearestSampler[tuple[Any, float]] = NearestSampler(self.fps)
-            connected_s = self._clock()
-            last_decoded_s = connected_s
-            origin: tuple[float, float] | None = None  # (wall, pts_s) of the first frame
-            last_pts_s: float | None = None
+            connection = _Connection(time_base_of(stream), NearestSampler(self.fps), self._clock())
             for packet in container.demux(stream):
                 if self._stop.is_set():
                     return
                 now = self._clock()
                 for frame in packet.decode():
-                    last_decoded_s = now
                     with self._lock:
                         self._health.decoded_frames += 1
-                    if frame.pts is None:
-                        continue
-                    pts_s = float(frame.pts * time_base)
-                    if last_pts_s is not None and pts_s <= last_pts_s:
-                        continue
-                    last_pts_s = pts_s
-                    if origin is None:
-                        origin = (now, pts_s)
-                    for kept, arrived_s in sampler.offer(pts_s, (frame, now)):
-                        self._push(kept, time_base, origin, arrived_s)
-                if now - last_decoded_s > self.settings.first_frame_timeout_s:
-                    what = "no decodable frame" if origin is None else "no new frame"
-                    raise StreamStalledError(
-                        f"{what} for {now - last_decoded_s:.1f} s although data arrives (waiting for a keyframe?)"
-                    )
+                    for kept, arrived_s in connection.offer(frame, now):
+                        self._push(kept, connection, arrived_s)
+                connection.check_progress(now, self.settings.first_frame_timeout_s)
         except av.error.ExitError as exc:
             raise StreamStalledError(f"no data for {self.settings.read_timeout_s} s ({exc})") from exc
         finally:
             container.close()
 
-    def _push(self, frame: Any, time_base: Any, origin: tuple[float, float], arrived_s: float) -> None:
-        pts_s = float(frame.pts * time_base)
-        captured_s = origin[0] + (pts_s - origin[1])  # real time the frame stands for
-        record = Frame(self.stream_id, self._next_index, frame.pts, time_base, to_rgb(frame, self.size), captured_s)
+    def _push(self, frame: Any, connection: _Connection, arrived_s: float) -> None:
+        captured_s = connection.captured_s(frame)
+        rgb = to_rgb(frame, self.size)
+        record = Frame(self.stream_id, self._next_index, frame.pts, connection.time_base, rgb, captured_s)
         self._next_index += 1
         try:
             dropped = self._queue.put(record)
@@ -254,3 +241,40 @@ class LiveReader:
             h.consecutive_failures = 0
             h.state = StreamState.LIVE
             self._close_gap(arrived_s)
+
+
+class _Connection:
+    """Per-connection state: sampling, the wall/pts origin that maps pts to real time, progress."""
+
+    def __init__(self, time_base: Fraction, sampler: NearestSampler[tuple[Any, float]], now: float) -> None:
+        self.time_base = time_base
+        self.sampler = sampler
+        self.origin: tuple[float, float] | None = None  # (wall, pts_s) of the first frame
+        self.last_pts_s: float | None = None
+        self.last_decoded_s = now
+
+    def offer(self, frame: Any, now: float) -> list[tuple[Any, float]]:
+        """Sampled (frame, arrival wall time) pairs decided by this frame's arrival."""
+        self.last_decoded_s = now
+        if frame.pts is None:
+            return []
+        pts_s = float(frame.pts * self.time_base)
+        if self.last_pts_s is not None and pts_s <= self.last_pts_s:
+            return []
+        self.last_pts_s = pts_s
+        if self.origin is None:
+            self.origin = (now, pts_s)
+        return self.sampler.offer(pts_s, (frame, now))
+
+    def captured_s(self, frame: Any) -> float:
+        """The real time a frame stands for: the first frame's arrival plus elapsed pts."""
+        assert self.origin is not None
+        return self.origin[0] + (float(frame.pts * self.time_base) - self.origin[1])
+
+    def check_progress(self, now: float, timeout_s: float) -> None:
+        """Data keeps coming but nothing decodes (no keyframe yet, or garbage): a stall."""
+        if now - self.last_decoded_s > timeout_s:
+            what = "no decodable frame" if self.origin is None else "no new frame"
+            raise StreamStalledError(
+                f"{what} for {now - self.last_decoded_s:.1f} s while data arrives (waiting for a keyframe?)"
+            )

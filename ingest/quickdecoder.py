@@ -8,6 +8,7 @@ converting only kept frames. Frames come out in order as soon as the head interv
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from collections.abc import Iterator
@@ -76,7 +77,9 @@ def _decode_kept(
         if interval.end_pts is not None and pts >= interval.end_pts:
             break
         if pts not in planned:
-            yield IntervalEnd(interval.number, last_pts, mismatch=f"decoded pts {pts} is not in the demux plan")
+            yield IntervalEnd(
+                interval.number, last_pts, mismatch=f"decoded pts {pts} is not in the demux plan"
+            )
             return
         last_pts = pts
         if held is not None:
@@ -125,10 +128,8 @@ def _sent_and_decoded(container: Any, stream: Any, interval: Interval) -> Iterat
     except av.error.FFmpegError as exc:
         error = str(exc)
     codec.skip_frame = "DEFAULT"
-    try:
+    with contextlib.suppress(av.error.FFmpegError):  # a decoder that already failed has nothing more
         yield from codec.decode(None)
-    except av.error.FFmpegError:
-        pass  # nothing more can come out of a decoder that already failed
     if error is not None:
         yield IntervalEnd(interval.number, None, error=error)
 
@@ -156,24 +157,23 @@ def decode_file(
     intervals = cut_intervals(plan, kept, workers * intervals_per_worker)
     runner = make_executor(executor, workers=workers, max_buffered=max_buffered_frames)
     yielded = 0
-    last_pts: int | None = None
-    for interval, items in zip(intervals, runner.map_ordered(decode_interval, target, intervals, size), strict=True):
+    for items in runner.map_ordered(decode_interval, target, intervals, size):
         for item in items:
             if isinstance(item, IntervalEnd):
-                last_pts = item.last_pts if item.last_pts is not None else last_pts
-                _raise_on_failed_interval(plan, item, last_pts, yielded)
+                _raise_on_failed_interval(plan, item, yielded)
                 break
             pts, rgb = item
             yield Frame(stream_id, yielded, pts, plan.time_base, rgb)
             yielded += 1
-    last_pts_s = None if last_pts is None else float(last_pts * plan.time_base)
+    # Every planned frame was decoded or deliberately skipped: the video reaches the plan's last pts.
+    last_pts_s = float(plan.frame_pts[-1] * plan.time_base) if plan.frame_pts else None
     if plan.demux_error is not None:
         raise damaged_error(target, IngestError(plan.demux_error), last_pts_s, yielded)
     check_complete(target, last_pts_s, plan.promised_end_s, yielded)
 
 
-def _raise_on_failed_interval(plan: DecodePlan, end: IntervalEnd, last_pts: int | None, yielded: int) -> None:
-    last_pts_s = None if last_pts is None else float(last_pts * plan.time_base)
+def _raise_on_failed_interval(plan: DecodePlan, end: IntervalEnd, yielded: int) -> None:
+    last_pts_s = None if end.last_pts is None else float(end.last_pts * plan.time_base)
     if end.error is not None:
         raise damaged_error(plan.target, IngestError(end.error), last_pts_s, yielded)
     if end.mismatch is not None:

@@ -65,7 +65,7 @@ class Gap:
         return None if self.end_wall_s is None else self.end_wall_s - self.start_wall_s
 
 
-class StreamState(str, enum.Enum):
+class StreamState(enum.StrEnum):
     CONNECTING = "connecting"
     LIVE = "live"
     RECONNECTING = "reconnecting"

@@ -55,7 +55,11 @@ class FileSource:
         self._frames: Iterator[Frame] | None = None
 
     def __iter__(self) -> Iterator[Frame]:
-        timeout = (self._settings.connect_timeout_s, self._settings.read_timeout_s) if self.spec.is_network else None
+        timeout = (
+            (self._settings.connect_timeout_s, self._settings.read_timeout_s)
+            if self.spec.is_network
+            else None
+        )
         self._frames = iter_file_frames(
             self.spec.target,
             fps=self._fps,

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from .errors import SourceOpenError, UnsupportedSourceError
 
 
-class SourceKind(str, enum.Enum):
+class SourceKind(enum.StrEnum):
     FILE = "file"  # local path
     HTTP_FILE = "http_file"  # a whole file over http(s)
     HLS = "hls"  # an m3u8 playlist, local or over http(s)
@@ -32,7 +32,9 @@ class SourceSpec:
 
     @property
     def is_network(self) -> bool:
-        return self.kind in (SourceKind.HTTP_FILE, SourceKind.RTSP) or self.target.startswith(("http:", "https:"))
+        return self.kind in (SourceKind.HTTP_FILE, SourceKind.RTSP) or self.target.startswith(
+            ("http:", "https:")
+        )
 
 
 _WEBCAM_PATH = re.compile(r"^/dev/video\d+$")
@@ -92,7 +94,7 @@ def is_live_playlist(spec: SourceSpec, timeout_s: float) -> bool:
 def _read_text(target: str, timeout_s: float) -> str:
     try:
         if target.startswith(("http:", "https:")):
-            with urllib.request.urlopen(target, timeout=timeout_s) as response:  # noqa: S310 (scheme checked)
+            with urllib.request.urlopen(target, timeout=timeout_s) as response:
                 return str(response.read(1_000_000).decode("utf-8", errors="replace"))
         with open(target, encoding="utf-8", errors="replace") as f:
             return f.read(1_000_000)

@@ -16,19 +16,25 @@ _NOT_BENCHMARKS = {"harness"}
 
 def available() -> list[str]:
     return sorted(
-        m.name for m in pkgutil.iter_modules(benchmarks.__path__) if not m.name.startswith("_") and m.name not in _NOT_BENCHMARKS
+        m.name
+        for m in pkgutil.iter_modules(benchmarks.__path__)
+        if not m.name.startswith("_") and m.name not in _NOT_BENCHMARKS
     )
 
 
 def add_parser(subparsers: Any) -> None:
     names = available()
-    parser = subparsers.add_parser("bench", help="run a benchmark", description=f"Benchmarks: {', '.join(names)}")
+    parser = subparsers.add_parser(
+        "bench", help="run a benchmark", description=f"Benchmarks: {', '.join(names)}"
+    )
     bench_parsers = parser.add_subparsers(dest="bench", required=True, metavar="NAME")
     for name in names:
         module = importlib.import_module(f"benchmarks.{name}")
         sub = bench_parsers.add_parser(name, help=(module.__doc__ or "").strip().splitlines()[0])
         sub.add_argument("--quick", action="store_true", help="small sizes for CI / a laptop")
-        sub.add_argument("--json", action="store_true", help="one JSON object per line; the last is the summary")
+        sub.add_argument(
+            "--json", action="store_true", help="one JSON object per line; the last is the summary"
+        )
         module.add_arguments(sub)
         sub.set_defaults(handler=_runner(name))
 
@@ -45,4 +51,3 @@ def _runner(name: str) -> Any:
         return 0
 
     return handler
-

@@ -42,7 +42,15 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             first = first or frame
             last = frame
             if args.json:
-                print(json.dumps({"index": frame.index, "pts_s": round(frame.pts_s, 6), "size": [frame.width, frame.height]}))
+                print(
+                    json.dumps(
+                        {
+                            "index": frame.index,
+                            "pts_s": round(frame.pts_s, 6),
+                            "size": [frame.width, frame.height],
+                        }
+                    )
+                )
             if source is not None and time.perf_counter() - started > args.seconds:
                 break
     except IngestError as exc:

@@ -11,6 +11,7 @@ stream whose keyframe never comes (the encoder's only IDR is dropped), for the b
 
 import argparse
 import sys
+from typing import Any
 
 import gi
 
@@ -27,10 +28,10 @@ def pipeline(width: int, height: int, fps: int, pattern: str) -> str:
     )
 
 
-def drop_keyframes(_factory: object, media: object) -> None:
+def drop_keyframes(_factory: Any, media: Any) -> None:
     """Drop every encoded buffer that is not a delta unit: clients never see a keyframe."""
 
-    def probe(_pad: object, info: object) -> object:
+    def probe(_pad: Any, info: Any) -> Any:
         buffer = info.get_buffer()
         if not buffer.has_flags(Gst.BufferFlags.DELTA_UNIT):
             return Gst.PadProbeReturn.DROP

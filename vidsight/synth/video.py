@@ -87,8 +87,10 @@ def background(width: int, height: int, seed: int) -> np.ndarray:
         for c in range(3):
             fx, fy, phase = rng.uniform(0.5, 4.0), rng.uniform(0.5, 4.0), rng.uniform(0, 2 * np.pi)
             img[..., c] = 128 + 60 * np.sin(2 * np.pi * (fx * xx / width + fy * yy / height) + phase)
-            img[..., c] += 30 * np.cos(2 * np.pi * rng.uniform(3, 8) * xx / width) * np.sin(
-                2 * np.pi * rng.uniform(3, 8) * yy / height
+            img[..., c] += (
+                30
+                * np.cos(2 * np.pi * rng.uniform(3, 8) * xx / width)
+                * np.sin(2 * np.pi * rng.uniform(3, 8) * yy / height)
             )
         _backgrounds[key] = np.clip(img, 0, 255).astype(np.uint8)
     return _backgrounds[key]
@@ -150,8 +152,13 @@ def write_video(
         stream.width, stream.height, stream.pix_fmt = script.width, script.height, "yuv420p"
         stream.time_base = time_base
         stream.codec_context.time_base = time_base
-        stream.options = {"crf": str(crf), "preset": preset, "g": str(gop_frames), "bf": str(bframes),
-                          "x264-params": "scenecut=0"}
+        stream.options = {
+            "crf": str(crf),
+            "preset": preset,
+            "g": str(gop_frames),
+            "bf": str(bframes),
+            "x264-params": "scenecut=0",
+        }
         audio_stream = None
         if audio is not None:
             audio_stream = container.add_stream("aac", rate=audio_rate)
@@ -169,7 +176,9 @@ def write_video(
     return WrittenVideo(path, len(times), tuple(written), script)
 
 
-def _write_audio(container: av.container.OutputContainer, stream: object, samples: np.ndarray, rate: int, start_s: float) -> None:
+def _write_audio(
+    container: av.container.OutputContainer, stream: object, samples: np.ndarray, rate: int, start_s: float
+) -> None:
     chunk = 1024
     pcm = np.clip(samples.astype(np.float32), -1, 1)
     for offset in range(0, len(pcm), chunk):
@@ -195,7 +204,11 @@ def truncate(path: str | Path, out: str | Path, keep_fraction: float) -> Path:
 
 
 def moving_boxes_script(
-    width: int = 320, height: int = 240, fps: float = 30.0, duration_s: float = 10.0, cut_at_s: Sequence[float] = ()
+    width: int = 320,
+    height: int = 240,
+    fps: float = 30.0,
+    duration_s: float = 10.0,
+    cut_at_s: Sequence[float] = (),
 ) -> SceneScript:
     """A static background with two moving boxes; each cut switches to a new background and boxes."""
     scenes = []
