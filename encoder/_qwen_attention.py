@@ -17,6 +17,7 @@ Every variant takes q, k, v [N, heads, head_dim] with segments contiguous along 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -66,7 +67,7 @@ class VarlenAttention:
     def __init__(self, lengths: list[int], scale: float, device: torch.device) -> None:
         from torch.nn.attention.varlen import varlen_attn
 
-        self._varlen_attn = varlen_attn
+        self._varlen_attn: Any = varlen_attn
         self.cu_seqlens = torch.tensor([0, *lengths], device=device).cumsum(0).to(torch.int32)
         self.max_length = max(lengths)
         self.scale = scale

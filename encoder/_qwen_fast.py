@@ -69,7 +69,7 @@ def block_step(
     return x + F.linear(h, w.down_w, w.down_b)
 
 
-def _block_weights(block: torch.nn.Module) -> BlockWeights:
+def _block_weights(block: Any) -> BlockWeights:
     attn, mlp = block.attn, block.mlp
     return BlockWeights(
         block.norm1.weight, attn.qkv.weight, attn.qkv.bias, attn.proj.weight, attn.proj.bias,
@@ -93,7 +93,7 @@ class _Plan(NamedTuple):
 class FastQwenTower:
     """Runs a stock tower module's weights with batched window attention."""
 
-    def __init__(self, visual: torch.nn.Module, *, use_varlen: bool = True) -> None:
+    def __init__(self, visual: Any, *, use_varlen: bool = True) -> None:
         config = visual.config
         if config.hidden_act != "silu":
             raise ModelLoadError(
@@ -115,7 +115,8 @@ class FastQwenTower:
 
     @property
     def device(self) -> torch.device:
-        return self.visual.patch_embed.proj.weight.device
+        device: torch.device = self.visual.patch_embed.proj.weight.device
+        return device
 
     def plan(self, grids: int, grid_hw: tuple[int, int]) -> _Plan:
         key = (grids, *grid_hw)
