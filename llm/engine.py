@@ -1,0 +1,203 @@
+"""The Qwen2.5-VL language model driven directly over its own modules (gpt-fast style).
+
+We reuse the checkpoint's modules (norms, projections, MLPs, embeddings, lm_head) and write the
+loop ourselves, because we need what the stock forward does not offer: explicit mRoPE positions
+for a sparse set of visual tokens, a static preallocated cache, group-by-group prefill with
+per-layer KV pruning, and a tiny decode step that torch.compile and CUDA graphs can capture.
+Exactness against the stock model is tested (tests/unit/llm/test_exactness.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .kvcache import StaticKVCache
+
+# keep(layer, region keys [1, H_kv, R, D], chunk queries [1, H_q, q, D]) -> ascending region rows to keep
+KeepFn = Callable[[int, torch.Tensor, torch.Tensor], torch.Tensor | None]
+
+
+def rotate_half(x: torch.Tensor) -> torch.Tensor:
+    half = x.shape[-1] // 2
+    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+
+
+class MRope(nn.Module):
+    """Multimodal RoPE: frequency bands split into (t, h, w) sections, each rotated by its axis."""
+
+    def __init__(self, inv_freq: torch.Tensor, section: list[int]) -> None:
+        super().__init__()
+        if sum(section) != inv_freq.shape[0]:
+            raise ValueError(f"mrope_section {section} must sum to head_dim/2 = {inv_freq.shape[0]}")
+        self.register_buffer("inv_freq", inv_freq.detach().float().clone(), persistent=False)
+        self.section = list(section)
+        axis = torch.cat([torch.full((n,), i % 3, dtype=torch.long) for i, n in enumerate(section)])
+        self.register_buffer("axis", axis, persistent=False)  # [D/2]: which position axis drives each band
+
+    def forward(self, positions: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """positions: [3, L] int -> cos, sin: [L, D]."""
+        inv_freq, axis = self.get_buffer("inv_freq"), self.get_buffer("axis")
+        freqs = positions[..., None].float() * inv_freq  # [3, L, D/2]
+        banded = freqs.gather(0, axis.view(1, 1, -1).expand(1, freqs.shape[1], -1))[0]  # [L, D/2]
+        emb = torch.cat((banded, banded), dim=-1)
+        return emb.cos().to(dtype), emb.sin().to(dtype)
+
+
+class TextEngine(nn.Module):
+    """Prefill and decode over a Qwen2.5-VL language model's own modules."""
+
+    def __init__(self, hf_model: Any, *, attention: str = "sdpa") -> None:
+        super().__init__()
+        lm = hf_model.model.language_model
+        cfg = lm.config
+        self.layers = lm.layers
+        self.norm = lm.norm
+        self.embed = lm.embed_tokens
+        self.lm_head = hf_model.lm_head
+        self.n_heads = int(cfg.num_attention_heads)
+        self.n_kv_heads = int(cfg.num_key_value_heads)
+        self.head_dim = int(cfg.hidden_size) // self.n_heads
+        self.scale = self.head_dim**-0.5
+        self.rope = MRope(lm.rotary_emb.inv_freq, _mrope_section(lm))
+        self.flash = _flash_fn() if attention == "flash" else None
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.embed.weight.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.embed.weight.device
+
+    def new_cache(self, capacity: int) -> StaticKVCache:
+        return StaticKVCache(
+            len(self.layers), self.n_kv_heads, self.head_dim, capacity, self.dtype, self.device
+        )
+
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """hidden: [..., H] of the last position -> [..., V] float32."""
+        return self.lm_head(self.norm(hidden)).float()
+
+    # ------------------------------------------------------------------ prefill
+
+    @torch.inference_mode()
+    def prefill_chunk(
+        self,
+        embeds: torch.Tensor,
+        positions: torch.Tensor,
+        cache: StaticKVCache,
+        keep: KeepFn | None = None,
+        keep_from: int | None = None,
+    ) -> tuple[torch.Tensor, int]:
+        """Run a chunk of q new tokens after the cache's rows; every layer writes its K/V, then keeps
+        only the rows `keep` picks out of the region [keep_from, end) (default: this chunk), compacted
+        to the region's front. embeds: [1, q, H]; positions: [3, q].
+        Returns the last token's hidden state [1, H] and the region's kept row count."""
+        past, q = cache.length, embeds.shape[1]
+        start = past if keep_from is None else keep_from
+        cache.reserve(q)
+        cos, sin = self.rope(positions, embeds.dtype)
+        x = embeds
+        kept = past + q - start
+        for i, layer in enumerate(self.layers):
+            attn = layer.self_attn
+            h = layer.input_layernorm(x)
+            qs, ks, vs = self._qkv(attn, h, cos, sin)
+            cache.k[i, :, :, past : past + q] = ks
+            cache.v[i, :, :, past : past + q] = vs
+            out = self._attend(qs, cache.k[i, :, :, : past + q], cache.v[i, :, :, : past + q], past)
+            x = x + attn.o_proj(out.transpose(1, 2).reshape(1, q, -1))
+            x = x + layer.mlp(layer.post_attention_layernorm(x))
+            if keep is None:
+                continue
+            region_k = cache.k[i, :, :, start : past + q]
+            rows = keep(i, region_k, qs)
+            if rows is not None:
+                kept = int(rows.shape[0])
+                cache.k[i, :, :, start : start + kept] = region_k[:, :, rows]
+                cache.v[i, :, :, start : start + kept] = cache.v[i, :, :, start : past + q][:, :, rows]
+        cache.length = start + kept
+        return x[:, -1], kept
+
+    def _qkv(
+        self, attn: Any, h: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        b, q, _ = h.shape
+        qs = attn.q_proj(h).view(b, q, self.n_heads, self.head_dim).transpose(1, 2)
+        ks = attn.k_proj(h).view(b, q, self.n_kv_heads, self.head_dim).transpose(1, 2)
+        vs = attn.v_proj(h).view(b, q, self.n_kv_heads, self.head_dim).transpose(1, 2)
+        qs = qs * cos + rotate_half(qs) * sin
+        ks = ks * cos + rotate_half(ks) * sin
+        return qs, ks, vs
+
+    def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, past: int) -> torch.Tensor:
+        """Causal attention of q new rows over past + q rows (all past rows visible)."""
+        if self.flash is not None and q.is_cuda:
+            out = self.flash(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), causal=True)
+            return out.transpose(1, 2)  # flash-attn aligns the causal mask bottom-right
+        if past == 0:
+            return F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=self.scale, enable_gqa=True)
+        from torch.nn.attention.bias import causal_lower_right
+
+        rep = self.n_heads // self.n_kv_heads
+        k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
+        mask = causal_lower_right(q.shape[2], k.shape[2])
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=self.scale)
+
+    # ------------------------------------------------------------------ decode
+
+    def decode_step(
+        self,
+        token: torch.Tensor,
+        position: torch.Tensor,
+        slot: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+    ) -> torch.Tensor:
+        """One token. token: [1, 1] int64; position: [3, 1] int64; slot: [1] int64 (its cache row);
+        k, v: the cache tensors [layers, 1, H_kv, S, D], written in place. Returns logits [1, V] float32.
+        No host syncs and no shape that depends on values: torch.compile and CUDA graphs capture it."""
+        x = self.embed(token)
+        cos, sin = self.rope(position, x.dtype)
+        valid = torch.arange(k.shape[3], device=k.device) <= slot  # [S]: rows up to and including this one
+        for i, layer in enumerate(self.layers):
+            attn = layer.self_attn
+            qs, ks, vs = self._qkv(attn, layer.input_layernorm(x), cos, sin)
+            k[i, :, :, slot] = ks
+            v[i, :, :, slot] = vs
+            out = self._decode_attend(qs, k[i], v[i], valid)
+            x = x + attn.o_proj(out.reshape(1, 1, -1))
+            x = x + layer.mlp(layer.post_attention_layernorm(x))
+        return self.logits(x[:, -1])
+
+    def _decode_attend(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, valid: torch.Tensor
+    ) -> torch.Tensor:
+        """q: [1, H_q, 1, D]; k, v: [1, H_kv, S, D] -> [1, H_q, D]. Grouped heads share K/V without copies."""
+        qg = q.reshape(1, self.n_kv_heads, self.n_heads // self.n_kv_heads, self.head_dim)
+        scores = torch.matmul(qg, k.transpose(-1, -2)).float() * self.scale  # [1, H_kv, G, S]
+        probs = scores.masked_fill(~valid, float("-inf")).softmax(dim=-1).to(v.dtype)
+        return torch.matmul(probs, v).reshape(1, self.n_heads, self.head_dim)
+
+
+def _mrope_section(lm: Any) -> list[int]:
+    section = getattr(lm.rotary_emb, "mrope_section", None)
+    if section is None:
+        params = getattr(lm.config, "rope_parameters", None) or getattr(lm.config, "rope_scaling", None) or {}
+        section = params.get("mrope_section")
+    if section is None:
+        raise ValueError("the model's config has no mrope_section")
+    return [int(s) for s in section]
+
+
+def _flash_fn() -> Any:
+    try:
+        from flash_attn import flash_attn_func  # optional; SDPA is the default kernel
+    except ImportError:
+        return None
+    return flash_attn_func
