@@ -1,0 +1,85 @@
+import numpy as np
+import pytest
+
+from compressor import CompressorInputError, merge_event_tokens
+
+
+def video_tokens(rng, t=6, h=2, w=3, d=16, moving=((0, 1),)):
+    """Tokens constant over time except at `moving` positions, which change every grid."""
+    base = rng.standard_normal((h, w, d))
+    tokens = np.repeat(base[None], t, axis=0)
+    for i, j in moving:
+        tokens[:, i, j] = rng.standard_normal((t, d))
+    return tokens
+
+
+def test_static_tokens_collapse_into_one_token_per_position_and_dynamic_ones_stay():
+    rng = np.random.default_rng(0)
+    tokens = video_tokens(rng)
+    merged = merge_event_tokens(tokens, similarity=0.9)
+    # 5 static positions -> one token each; the moving one keeps all 6
+    assert merged.tokens.shape == (5 + 6, 16)
+    moving = np.all(merged.positions[:, 1:] == (0, 1), axis=1)
+    assert merged.positions[moving, 0].tolist() == list(range(6))
+    assert merged.counts[moving].tolist() == [1] * 6
+    assert merged.counts[~moving].tolist() == [6] * 5
+    assert np.all(merged.positions[~moving, 0] == 0)
+
+
+def test_every_source_token_is_counted_once():
+    rng = np.random.default_rng(1)
+    tokens = rng.standard_normal((7, 3, 4, 8))
+    static = rng.random((7, 3, 4)) < 0.5
+    static[0] = False
+    merged = merge_event_tokens(tokens, is_static=static, similarity=0.5)
+    assert merged.counts.sum() == 7 * 3 * 4
+    assert (
+        merged.tokens.shape[0] == 7 * 3 * 4 - merged.merged_static - merged.merged_evs - merged.merged_similar
+    )
+
+
+def test_positions_are_in_time_order_and_a_run_starts_at_its_first_token():
+    rng = np.random.default_rng(2)
+    tokens = rng.standard_normal((5, 2, 2, 8))
+    static = np.zeros((5, 2, 2), bool)
+    static[2:4, 1, 1] = True  # (1, 1) repeats grid 1 at grids 2 and 3
+    merged = merge_event_tokens(tokens, is_static=static)
+    keys = [tuple(p) for p in merged.positions]
+    assert keys == sorted(keys)
+    run = keys.index((1, 1, 1))
+    assert merged.counts[run] == 3
+    np.testing.assert_allclose(merged.tokens[run], tokens[1:4, 1, 1].mean(axis=0), rtol=1e-6)
+    assert (2, 1, 1) not in keys and (3, 1, 1) not in keys
+
+
+def test_pixel_static_tokens_merge_even_when_their_embedding_moved():
+    rng = np.random.default_rng(3)
+    tokens = rng.standard_normal((3, 1, 2, 8))
+    static = np.array([[[False, False]], [[True, False]], [[True, False]]])
+    merged = merge_event_tokens(tokens, is_static=static, similarity=None)
+    assert merged.merged_static == 2
+    assert merged.tokens.shape[0] == 1 + 3
+
+
+def test_evs_dropped_tokens_merge_into_their_run():
+    rng = np.random.default_rng(4)
+    tokens = rng.standard_normal((3, 1, 2, 8))
+    kept = np.array([[[True, True]], [[False, True]], [[True, True]]])
+    merged = merge_event_tokens(tokens, is_evs_kept=kept)
+    assert merged.merged_evs == 1
+    assert [tuple(p) for p in merged.positions] == [(0, 0, 0), (0, 0, 1), (1, 0, 1), (2, 0, 0), (2, 0, 1)]
+    assert merged.counts.tolist() == [2, 1, 1, 1, 1]
+
+
+def test_a_slow_drift_ends_the_run_because_tokens_are_compared_with_its_first():
+    d = 8
+    angle = np.deg2rad(np.arange(6) * 10.0)  # 10 degrees per grid: each step is cos 0.985
+    tokens = np.zeros((6, 1, 1, d))
+    tokens[:, 0, 0, 0], tokens[:, 0, 0, 1] = np.cos(angle), np.sin(angle)
+    merged = merge_event_tokens(tokens, similarity=0.95)  # cos 18.2 deg = 0.95
+    assert merged.positions[:, 0].tolist() == [0, 2, 4]
+
+
+def test_rejects_masks_of_the_wrong_shape():
+    with pytest.raises(CompressorInputError, match="is_static"):
+        merge_event_tokens(np.zeros((2, 2, 2, 4)), is_static=np.zeros((2, 2), bool))

@@ -1,0 +1,144 @@
+import math
+
+import numpy as np
+import pytest
+
+from compressor import CompressorInputError, StaticPatchFilter, merged_static_mask, psnr_db, static_patch_mask
+
+MEAN = np.array([0.485, 0.456, 0.406])
+STD = np.array([0.229, 0.224, 0.225])
+
+
+def reference_mask(prev, cur, p, tau):
+    """The RLT definition, spelled out: normalise, then mean |difference| per patch and channel."""
+    a = (prev / 255.0 - MEAN) / STD
+    b = (cur / 255.0 - MEAN) / STD
+    hp, wp = cur.shape[0] // p, cur.shape[1] // p
+    out = np.zeros((hp, wp), bool)
+    for i in range(hp):
+        for j in range(wp):
+            patch = np.abs(
+                a[i * p : (i + 1) * p, j * p : (j + 1) * p] - b[i * p : (i + 1) * p, j * p : (j + 1) * p]
+            )
+            out[i, j] = patch.mean() <= tau
+    return out
+
+
+@pytest.mark.parametrize("shape", [(56, 84), (50, 61), (28, 28)])
+@pytest.mark.parametrize("tau", [0.05, 0.1, 0.3])
+def test_mask_equals_the_normalised_mean_absolute_difference(shape, tau):
+    rng = np.random.default_rng(7)
+    prev = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
+    noise = rng.integers(-40, 41, (*shape, 3)) * (rng.random((*shape, 1)) < 0.5)
+    cur = np.clip(prev.astype(int) + noise, 0, 255).astype(np.uint8)
+    mask = static_patch_mask(prev, cur, 14, tau)
+    assert mask.shape == (shape[0] // 14, shape[1] // 14)
+    np.testing.assert_array_equal(mask, reference_mask(prev, cur, 14, tau))
+
+
+def test_six_grey_levels_is_about_the_default_threshold():
+    prev = np.full((28, 28, 3), 100, np.uint8)
+    assert static_patch_mask(prev, prev + 5, 14).all()
+    assert not static_patch_mask(prev, prev + 8, 14).any()
+
+
+def box_frames(n, p=14, size=(84, 112), box=2):
+    """A textured background and a textured box of box x box patches moving one patch right per
+    frame: where the box overlaps its last position, its content still moves."""
+    rng = np.random.default_rng(3)
+    background = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
+    texture = rng.integers(0, 256, (box * p, box * p, 3), dtype=np.uint8)
+    frames, boxes = [], []
+    for k in range(n):
+        frame = background.copy()
+        r0, c0 = p, k * p
+        frame[r0 : r0 + box * p, c0 : c0 + box * p] = texture
+        cells = {(r0 // p + i, c0 // p + j) for i in range(box) for j in range(box)}
+        frames.append(frame)
+        boxes.append(cells)
+    return frames, boxes
+
+
+def test_every_patch_the_box_touches_now_or_in_the_last_kept_frame_is_kept():
+    frames, boxes = box_frames(5)
+    patch_filter = StaticPatchFilter(14, 0.1)
+    first = patch_filter.process(frames[0])
+    assert first.is_segment_start and not first.mask.any()
+    for k in range(1, 5):
+        result = patch_filter.process(frames[k])
+        dynamic = {tuple(c) for c in np.argwhere(~result.mask)}
+        assert dynamic == boxes[k] | boxes[k - 1]
+        np.testing.assert_array_equal(patch_filter.reconstruction(), frames[k])
+
+
+def test_dropped_patches_are_copied_from_the_last_kept_patch():
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 200, (28, 28, 3), dtype=np.uint8)
+    patch_filter = StaticPatchFilter(14, 0.1)
+    patch_filter.process(frame)
+    nudged = frame.copy()
+    nudged[:14, :14] += 2  # under tau: dropped
+    result = patch_filter.process(nudged)
+    assert result.mask.all() and result.is_frame_static
+    np.testing.assert_array_equal(patch_filter.reconstruction(), frame)
+
+
+def drift_psnr(reference):
+    """A frame brightening one grey level per sample: each step is under tau, the sum is not."""
+    rng = np.random.default_rng(1)
+    base = rng.integers(60, 150, (56, 56, 3)).astype(np.int16)
+    patch_filter = StaticPatchFilter(14, 0.1, reference=reference)
+    psnrs = []
+    for k in range(40):
+        frame = (base + k).astype(np.uint8)
+        patch_filter.process(frame)
+        psnrs.append(psnr_db(patch_filter.reconstruction(), frame))
+    return min(psnrs)
+
+
+def test_last_kept_reference_beats_previous_frame_on_a_slow_drift():
+    last_kept, previous = drift_psnr("last_kept"), drift_psnr("previous")
+    assert last_kept >= 34.0  # the error stays under tau: at most 5 grey levels
+    assert previous < 20.0  # the previous-frame rule never fires: the error adds up to 39 levels
+
+
+def test_a_fully_static_clip_skips_the_encoder_after_the_first_frame():
+    frame = np.random.default_rng(2).integers(0, 256, (56, 84, 3), dtype=np.uint8)
+    patch_filter = StaticPatchFilter(14, 0.1)
+    results = [patch_filter.process(frame.copy()) for _ in range(6)]
+    assert [r.is_frame_static for r in results] == [False] + [True] * 5
+
+
+def test_segment_start_keeps_the_frame_whole():
+    frame = np.zeros((28, 28, 3), np.uint8)
+    patch_filter = StaticPatchFilter(14, 0.1)
+    patch_filter.process(frame)
+    result = patch_filter.process(frame, is_segment_start=True)
+    assert result.is_segment_start and not result.mask.any() and not result.is_frame_static
+
+
+def test_a_merged_token_is_static_only_when_all_its_patches_are():
+    mask = np.ones((4, 6), bool)
+    mask[1, 3] = False  # token (0, 1) covers patches rows 0-1, cols 2-3
+    merged = merged_static_mask(mask, (2, 3))
+    expected = np.ones((2, 3), bool)
+    expected[0, 1] = False
+    np.testing.assert_array_equal(merged, expected)
+
+
+def test_uneven_grids_map_each_token_to_the_patches_it_overlaps():
+    mask = np.ones((5, 5), bool)
+    mask[2, 2] = False  # the middle patch straddles tokens (0|1, 0|1) of a 2x2 grid
+    merged = merged_static_mask(mask, (2, 2))
+    assert not merged.any()
+
+
+def test_psnr():
+    a = np.zeros((4, 4, 3), np.uint8)
+    assert psnr_db(a, a) == math.inf
+    assert psnr_db(a, a + 1) == pytest.approx(20 * math.log10(255))
+
+
+def test_rejects_frames_of_different_sizes():
+    with pytest.raises(CompressorInputError, match="differ in size"):
+        static_patch_mask(np.zeros((28, 28, 3), np.uint8), np.zeros((28, 42, 3), np.uint8), 14)
