@@ -10,7 +10,7 @@ import sys
 
 from vidsight.settings import Settings
 
-COMMANDS = ("ingest", "bench")
+COMMANDS = ("ingest", "demo", "bench")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -244,12 +244,17 @@ class LiveReader:
 
 
 class _Connection:
-    """Per-connection state: sampling, the wall/pts origin that maps pts to real time, progress."""
+    """Per-connection state: sampling, the pts-to-real-time mapping, progress.
+
+    Real time of a frame = pts + the smallest (arrival - pts) seen on this connection: the
+    earliest-arriving frame defines the path delay, so a late first frame does not make every
+    later frame look early, and falling behind shows up as lag.
+    """
 
     def __init__(self, time_base: Fraction, sampler: NearestSampler[tuple[Any, float]], now: float) -> None:
         self.time_base = time_base
         self.sampler = sampler
-        self.origin: tuple[float, float] | None = None  # (wall, pts_s) of the first frame
+        self.offset_s: float | None = None  # min(arrival - pts_s)
         self.last_pts_s: float | None = None
         self.last_decoded_s = now
 
@@ -262,19 +267,18 @@ class _Connection:
         if self.last_pts_s is not None and pts_s <= self.last_pts_s:
             return []
         self.last_pts_s = pts_s
-        if self.origin is None:
-            self.origin = (now, pts_s)
+        self.offset_s = now - pts_s if self.offset_s is None else min(self.offset_s, now - pts_s)
         return self.sampler.offer(pts_s, (frame, now))
 
     def captured_s(self, frame: Any) -> float:
-        """The real time a frame stands for: the first frame's arrival plus elapsed pts."""
-        assert self.origin is not None
-        return self.origin[0] + (float(frame.pts * self.time_base) - self.origin[1])
+        """The real time a frame stands for."""
+        assert self.offset_s is not None
+        return float(frame.pts * self.time_base) + self.offset_s
 
     def check_progress(self, now: float, timeout_s: float) -> None:
         """Data keeps coming but nothing decodes (no keyframe yet, or garbage): a stall."""
         if now - self.last_decoded_s > timeout_s:
-            what = "no decodable frame" if self.origin is None else "no new frame"
+            what = "no decodable frame" if self.offset_s is None else "no new frame"
             raise StreamStalledError(
                 f"{what} for {now - self.last_decoded_s:.1f} s while data arrives (waiting for a keyframe?)"
             )
