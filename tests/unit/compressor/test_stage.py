@@ -6,14 +6,14 @@ import pytest
 from compressor import Compressor, CompressorInputError, CompressorSettings, merged_static_mask
 from vidsight.synth.video import Scene, SceneScript, moving_boxes_script, render_frame
 
-from ._tiny import TinyEncoders, encode_stream
+from ._tiny import CountingEncoder, encode_stream
 
 FPS = 2.0
 
 
 @pytest.fixture(scope="module")
 def encoders():
-    return TinyEncoders.build()
+    return CountingEncoder()
 
 
 def render(script, n):
@@ -48,11 +48,11 @@ def test_the_scripted_cut_is_found_within_one_sample(encoders, cut_s):
 def test_a_fully_static_clip_encodes_once_and_keeps_one_grid_of_tokens(encoders):
     still = SceneScript(224, 224, FPS, 5.0, (Scene(0.0, seed=4),))
     frames, times = render(still, 10)
-    before = encoders.calls
+    before = encoders.tower_grids
     encoded = encode_stream(encoders, frames, times)
-    assert encoders.calls - before == 1
+    assert encoders.tower_grids - before == 1
     [event] = compress(encoded)
-    assert event.stats.encoder_frames_skipped == 8  # every frame after the first grid
+    assert event.stats.encoder_frames_skipped == 9  # every frame after the first
     assert event.stats.tokens_in == 5 * 64 and event.stats.tokens_kept == 64
     assert event.counts.tolist() == [5] * 64
 
