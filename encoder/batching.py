@@ -5,7 +5,9 @@ forwards each stream's `submit` to it (`await asyncio.wrap_future(...)` in an as
 single worker thread owns the `Encoder`, so its per-stream state needs no lock.
 
 A batch starts with the first waiting request and closes when it holds `max_batch_frames` frames
-or `max_wait_s` has passed since that request arrived, whichever is first.
+or `max_wait_s` has passed since that request arrived, whichever is first. When a batch fails, its
+requests are run again one by one, so a bad frame fails only the request that brought it (the
+Encoder refuses bad frames before it changes any stream state).
 """
 
 from __future__ import annotations
@@ -145,8 +147,11 @@ class BatchingEncoder:
                 frames, [s for r in batch for s in r.skip], [m for r in batch for m in r.masks]
             )
         except Exception as exc:
-            for request in batch:
-                request.future.set_exception(exc)
+            if len(batch) == 1:
+                batch[0].future.set_exception(exc)
+            else:
+                for request in batch:
+                    self._run_batch([request])
             return
         self.batches_run += 1
         owner = {(f.stream_id, f.index): i for i, r in enumerate(batch) for f in r.frames}

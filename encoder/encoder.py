@@ -90,6 +90,8 @@ class Encoder:
                 f"skip and static_masks need one entry per frame: {len(frames)} frames, "
                 f"{len(skip)} skip flags, {len(masks)} masks"
             )
+        for frame in frames:  # refuse bad frames before any stream state changes
+            self.tower.layout.resized_hw(frame.height, frame.width)
         pairs = []
         for frame, is_static, mask in zip(frames, skip, masks, strict=True):
             state = self._streams.setdefault(frame.stream_id, _StreamState())

@@ -100,7 +100,7 @@ class VisionTower:
         except Exception as exc:  # transformers raises OSError/ValueError/HF errors alike
             raise ModelLoadError(f"cannot read the config of VLM {model_id!r}: {exc}") from exc
         vision_config = getattr(config, "vision_config", None)
-        if vision_config is None or getattr(vision_config, "model_type", "") != "qwen2_5_vl":
+        if getattr(vision_config, "model_type", None) != "qwen2_5_vl_vision":
             raise ModelLoadError(
                 f"VLM {model_id!r} has no Qwen2.5-VL vision tower (config {type(config).__name__})"
             )
@@ -168,6 +168,7 @@ class VisionTower:
                     results[i] = GridTokens(grid_tokens, merged_hw)
         return [r for r in results if r is not None]
 
+    @torch.inference_mode()
     def forward_grids(self, pixel_values: torch.Tensor, grids: int, grid_hw: tuple[int, int]) -> torch.Tensor:
         """pixel_values [G * gh * gw, patch_dim] -> merged tokens [G, gh*gw/4, D_llm]."""
         if not self.settings.use_fast_attention:

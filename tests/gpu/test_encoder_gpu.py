@@ -1,0 +1,82 @@
+"""The encoder on CUDA: our tower equals the stock one within bf16 tolerance, on every attention path."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from encoder._qwen_attention import PaddedAttention, VarlenAttention, has_varlen
+from encoder.config import EncoderSettings
+from encoder.retrieval import RetrievalEncoder
+from encoder.vision_tower import VisionTower
+
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA"),
+]
+
+SETTINGS = EncoderSettings(device="cuda", vlm_model="tiny", retrieval_model="tiny", seed=0)
+
+
+def _frames(n: int, height: int, width: int, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 256, (height, width, 3), dtype=np.uint8) for _ in range(n)]
+
+
+def _assert_bf16_close(ours: torch.Tensor, stock: torch.Tensor) -> None:
+    scale = stock.float().abs().max().item()
+    delta = (ours.float() - stock.float()).abs()
+    assert delta.max().item() <= 2e-2 * scale, (delta.max().item(), scale)
+    assert delta.mean().item() <= 2e-3 * scale, (delta.mean().item(), scale)
+
+
+@pytest.fixture(scope="module")
+def tower() -> VisionTower:
+    return VisionTower.from_settings(SETTINGS)
+
+
+@pytest.mark.parametrize(("height", "width"), [(448, 448), (308, 392)], ids=["uniform", "ragged"])
+def test_fast_tower_equals_stock_in_bf16(tower: VisionTower, height: int, width: int) -> None:
+    assert tower.dtype == torch.bfloat16
+    pixel_values, grid_thw = tower.preprocess(_frames(8, height, width))
+    t, gh, gw = grid_thw[0].tolist()
+    _assert_bf16_close(
+        tower.forward_grids(pixel_values, t, (gh, gw)), tower.stock_forward(pixel_values, t, (gh, gw))
+    )
+
+
+def test_cuda_graph_replay_equals_eager(tower: VisionTower) -> None:
+    graphed = VisionTower.from_module(tower.visual, SETTINGS)
+    pixel_values, grid_thw = tower.preprocess(_frames(4, 448, 448, seed=1))
+    t, gh, gw = grid_thw[0].tolist()
+    graphed.warmup(t, (gh, gw))
+    assert graphed._graphs.get(t, (gh, gw)) is not None
+    eager = tower.forward_grids(pixel_values, t, (gh, gw))
+    first = graphed.forward_grids(pixel_values, t, (gh, gw))
+    other, _ = tower.preprocess(_frames(4, 448, 448, seed=2))
+    graphed.forward_grids(other, t, (gh, gw))  # a replay in between must not change the first result
+    assert torch.allclose(first, eager, atol=1e-3, rtol=1e-3)
+
+
+@pytest.mark.skipif(not has_varlen(), reason="torch without nn.attention.varlen")
+def test_varlen_and_padded_attention_agree_on_ragged_segments() -> None:
+    lengths = [64, 16, 48, 4, 64]
+    q, k, v = (torch.randn(sum(lengths), 4, 64, device="cuda", dtype=torch.bfloat16) for _ in range(3))
+    varlen = VarlenAttention(lengths, 0.125, torch.device("cuda"))(q, k, v)
+    padded = PaddedAttention(lengths, 0.125, torch.device("cuda"))(q, k, v)
+    assert torch.allclose(varlen.float(), padded.float(), atol=2e-2)
+
+
+def test_cuda_preprocess_is_within_a_few_grey_levels_of_cpu(tower: VisionTower) -> None:
+    frames = _frames(2, 360, 640, seed=3)
+    on_gpu, _ = tower.preprocess(frames)
+    on_cpu, _ = tower.preprocess(frames, device="cpu")
+    std_min = 0.2613 * 255  # one grey level in normalised units is at most 1 / (std * 255)
+    assert (on_gpu.cpu() - on_cpu).abs().max().item() <= 6 / std_min
+
+
+def test_retrieval_embeddings_on_cuda_are_unit_norm() -> None:
+    retrieval = RetrievalEncoder.from_settings(SETTINGS)
+    emb = retrieval.embed_images(_frames(3, 240, 320))
+    assert emb.dtype == np.float32 and np.allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-3)
