@@ -100,6 +100,10 @@ class LiveReader:
             except QueueClosed:
                 return
 
+    def __len__(self) -> int:
+        """Frames waiting in the queue."""
+        return len(self._queue)
+
     def health(self) -> StreamHealth:
         with self._lock:
             return copy.deepcopy(self._health)

@@ -6,13 +6,19 @@ Kept small on purpose: a stage must be testable without Ray, and Ray must not le
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import ray
 
-from ingest import Frame, LiveReader, OutputSize
+from compressor import Event
+from encoder import EncodedFrame, EncoderSettings
+from ingest import Frame, LiveReader, OutputSize, decode_file
 from ingest.config import IngestSettings
 from ingest.uris import parse_source
+from vidsight.processing import StreamProcessor, StreamReport
 
 log = logging.getLogger(__name__)
 
@@ -59,3 +65,81 @@ class LiveReaderActor:
 
     def close(self) -> None:
         self.reader.close()
+
+
+@ray.remote(max_concurrency=32)  # type: ignore[call-overload]
+class EncoderActor:
+    """The encoders on one device; concurrent calls from many streams are batched together."""
+
+    def __init__(self, settings: EncoderSettings) -> None:
+        from encoder import BatchingEncoder, Encoder
+
+        self.batcher = BatchingEncoder.from_encoder(Encoder(settings))
+
+    def encode(
+        self, frames: list[Frame], skip: list[bool], static_masks: list[np.ndarray | None]
+    ) -> list[EncodedFrame]:
+        return self.batcher.submit(frames, skip, static_masks).result()
+
+    def flush(self, stream_id: str | None) -> list[EncodedFrame]:
+        return self.batcher.flush(stream_id).result()
+
+    def embed_texts(self, texts: list[str]) -> np.ndarray:
+        return self.batcher.encoder.retrieval.embed_texts(texts)
+
+
+class ActorEncoder:
+    """`FrameEncoder` over an EncoderActor, for StreamProcessor."""
+
+    def __init__(self, actor: Any) -> None:
+        self.actor = actor
+
+    def encode(
+        self,
+        frames: Sequence[Frame],
+        skip: Sequence[bool] | None = None,
+        static_masks: Sequence[np.ndarray | None] | None = None,
+    ) -> list[EncodedFrame]:
+        n = len(frames)
+        skip = [False] * n if skip is None else list(skip)
+        masks = [None] * n if static_masks is None else list(static_masks)
+        return list(ray.get(self.actor.encode.remote(list(frames), skip, masks)))
+
+    def flush(self, stream_id: str | None = None) -> list[EncodedFrame]:
+        return list(ray.get(self.actor.flush.remote(stream_id)))
+
+
+def process_file(
+    path: str | Path,
+    processor: StreamProcessor,
+    settings: IngestSettings,
+    *,
+    batch_frames: int = 8,
+    executor: str = "auto",
+    on_event: Callable[[Event], None] | None = None,
+) -> StreamReport:
+    """Decode a file in parallel and push its frames through `processor`.
+
+    Decoding runs in worker tasks/threads with bounded buffers while this thread filters,
+    encodes and compresses, so decode and encode overlap. Events go to `on_event` as they close.
+    """
+    frames = decode_file(
+        path,
+        fps=settings.sample_fps,
+        workers=settings.decode_workers,
+        size=OutputSize(max_side_px=settings.max_side_px),
+        stream_id=processor.stream_id,
+        executor=executor,
+        intervals_per_worker=settings.intervals_per_worker,
+    )
+    emit = on_event or (lambda event: None)
+    batch: list[Frame] = []
+    for frame in frames:
+        batch.append(frame)
+        if len(batch) >= batch_frames:
+            for event in processor.process(batch):
+                emit(event)
+            batch = []
+    for event in processor.process(batch) + processor.flush():
+        emit(event)
+    return processor.report
