@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from compressor.records import Event
+from compressor.records import Event, Selection
 
 from .errors import PromptError
 from .positions import PositionTracker
@@ -45,15 +45,11 @@ class ContextEvent:
         return f"ContextEvent({self.event.event_id!r}, kept={kept})"
 
 
-def context_from_selection(selection: object) -> list[ContextEvent]:
-    """Adapter from compressor's `Selection` (events in time order) to the prompt's context."""
-    out = []
-    for item in getattr(selection, "events", []):
-        indices = getattr(item, "token_indices", None)
-        if indices is None:
-            indices = item.kept
-        out.append(ContextEvent(item.event, np.asarray(indices, dtype=np.int64), float(item.relevance)))
-    return out
+def context_from_selection(selection: Selection) -> list[ContextEvent]:
+    """compressor's Selection (events in time order, kept token indices) as the prompt's context."""
+    return [
+        ContextEvent(se.event, np.asarray(se.kept, dtype=np.int64), se.relevance) for se in selection.events
+    ]
 
 
 @dataclass(frozen=True, slots=True)

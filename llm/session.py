@@ -21,7 +21,7 @@ from .config import LLMSettings
 from .decoding import Decoder
 from .engine import KeepFn, TextEngine
 from .positions import PositionTracker, estimate_seconds_per_grid
-from .prompt import ContextEvent, Layout, Piece, Specials, lay_out, turn_pieces
+from .prompt import ContextEvent, Layout, Piece, Specials, TextPiece, lay_out, turn_pieces
 from .pruning import grouped_topk_keep, kept_count, keynorm_keep, window_scores
 from .records import Answer, AnswerPiece
 from .tokenizer import StreamDecoder, TextTokenizer
@@ -169,17 +169,19 @@ class Session:
         step of `cancel` being set. The last sampled token stays pending until the next turn."""
         eos = self.parts.tokenizer.eos_ids
         token = self._sample(logits)
-        n = 0
+        fed: list[int] = []
         try:
             while True:
-                n += 1
                 yield token
-                if token in eos or n >= max_new_tokens or (cancel is not None and cancel.is_set()):
+                if token in eos or len(fed) + 1 >= max_new_tokens or (cancel is not None and cancel.is_set()):
                     return
                 position = int(self.tracker.text(1)[0, 0])
+                fed.append(token)
                 token = self._sample(self.decoder.step(token, position))
         finally:
             self.pending = [token]
+            if fed:
+                self.transcript.append(TextPiece(tuple(fed)))
 
     def _sample(self, logits: torch.Tensor) -> int:
         t = self.parts.settings.temperature

@@ -8,9 +8,10 @@ import pytest
 import torch
 
 from compressor.records import Event
+from encoder import VisionTower
 from llm import LLMSettings, Runner, load_model
 from llm.prompt import Layout
-from llm.visual_input import encode_event, video_patches
+from llm.visual_input import event_from_tokens
 
 FRAME_HW = (56, 84)  # tiny vision tower: 14-px patches, 2x2 merge -> 2 x 3 merged tokens per grid
 
@@ -35,17 +36,31 @@ def random_frames(n: int, seed: int = 0) -> np.ndarray:
 
 @pytest.fixture(scope="session")
 def make_video(tiny_model):
-    """(event, pixel values, grid_thw) of `frames` random frames sampled every `frame_s` seconds."""
+    """(event, pixel values, grid_thw) of `frames` random frames sampled every `frame_s` seconds.
+    Pixels come from the encoder's preprocessing (the processor's layout); tokens from the stock
+    vision tower on those same pixels, kept in float32 so that any difference is the LLM path's."""
+    tower = VisionTower.from_module(tiny_model.model.visual)
 
     def make(
         frames: int, frame_s: float, seed: int = 0, stream_id: str = "cam"
     ) -> tuple[Event, torch.Tensor, torch.Tensor]:
         rgb = random_frames(frames, seed)
-        pts = np.arange(frames) * frame_s
-        event = encode_event(tiny_model, rgb, pts, stream_id=stream_id, event_id=f"{stream_id}-{seed}")
-        vc = tiny_model.config.vision_config
-        pixels, thw = video_patches(rgb, vc.patch_size, vc.spatial_merge_size, vc.temporal_patch_size)
-        return event, torch.from_numpy(pixels), torch.tensor([thw])
+        pixels, grid_thw = tower.preprocess(list(rgb), device="cpu")
+        with torch.inference_mode():
+            out = tiny_model.model.visual(pixels, grid_thw=grid_thw)
+        tokens = (out.pooler_output if hasattr(out, "pooler_output") else out).numpy()
+        gt, gh, gw = (int(x) for x in grid_thw[0])
+        m = tower.layout.merge_size
+        event = event_from_tokens(
+            tokens,
+            gt,
+            (gh // m, gw // m),
+            np.arange(frames) * frame_s,
+            temporal_patch_size=tower.layout.temporal_patch_size,
+            stream_id=stream_id,
+            event_id=f"{stream_id}-{seed}",
+        )
+        return event, pixels, grid_thw
 
     return make
 
