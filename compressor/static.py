@@ -40,11 +40,16 @@ def patch_differences(prev: np.ndarray, cur: np.ndarray, patch_size: int) -> np.
         raise CompressorInputError(f"frames differ in size: {prev.shape} vs {cur.shape}")
     if patch_size < 1:
         raise CompressorInputError(f"patch_size must be >= 1, got {patch_size}")
-    hp, wp = cur.shape[0] // patch_size, cur.shape[1] // patch_size
-    h, w = hp * patch_size, wp * patch_size
-    diff = np.abs(cur[:h, :w].astype(np.int16) - prev[:h, :w].astype(np.int16))
-    sums = diff.reshape(hp, patch_size, wp, patch_size, 3).sum(axis=(1, 3), dtype=np.int32)  # [hp, wp, 3]
-    return (sums @ _CHANNEL_SCALE / (patch_size * patch_size * 3)).astype(np.float32)
+    p = patch_size
+    hp, wp = cur.shape[0] // p, cur.shape[1] // p
+    a, b = cur[: hp * p, : wp * p], prev[: hp * p, : wp * p]
+    diff = np.maximum(a, b)
+    diff -= np.minimum(a, b)  # |a - b| without leaving uint8
+    # Sum the p rows of each patch first (a contiguous reduction), then its p columns.
+    row_dtype = np.uint16 if p <= 257 else np.uint32
+    rows = diff.reshape(hp, p, wp * p * 3).sum(axis=1, dtype=row_dtype)  # [hp, wp * p * 3]
+    sums = rows.reshape(hp, wp, p, 3).sum(axis=2, dtype=np.uint32)  # [hp, wp, 3]
+    return (sums @ _CHANNEL_SCALE / (p * p * 3)).astype(np.float32)
 
 
 def static_patch_mask(prev: np.ndarray, cur: np.ndarray, patch_size: int, tau: float = 0.1) -> np.ndarray:
@@ -139,12 +144,20 @@ class StaticPatchFilter:
         assert self._kept is not None
         p = self.patch_size
         hp, wp = mask.shape
-        kept = self._kept[: hp * p, : wp * p].reshape(hp, p, wp, p, 3)
-        cur = rgb[: hp * p, : wp * p].reshape(hp, p, wp, p, 3)
-        np.copyto(kept, cur, where=~mask[:, None, :, None, None])
+        rows, cols = np.nonzero(~mask)
+        if rows.size:
+            kept, cur = _patch_view(self._kept, p, hp, wp), _patch_view(rgb, p, hp, wp)
+            kept[rows, :, cols] = cur[rows, :, cols]
         # Pixels past the last whole patch are never tested; they always show the current frame.
         self._kept[hp * p :] = rgb[hp * p :]
         self._kept[:, wp * p :] = rgb[:, wp * p :]
+
+
+def _patch_view(rgb: np.ndarray, p: int, hp: int, wp: int) -> np.ndarray:
+    """[hp, p, wp, p, 3] view of the whole patches of rgb: writes go to rgb even when W % p != 0,
+    where a reshape of the cropped array would silently copy."""
+    s0, s1, s2 = rgb.strides
+    return np.lib.stride_tricks.as_strided(rgb, (hp, p, wp, p, 3), (p * s0, s0, p * s1, s1, s2))
 
 
 def merged_static_mask(mask: np.ndarray, grid_hw: tuple[int, int]) -> np.ndarray:

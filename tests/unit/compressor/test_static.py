@@ -142,3 +142,16 @@ def test_psnr():
 def test_rejects_frames_of_different_sizes():
     with pytest.raises(CompressorInputError, match="differ in size"):
         static_patch_mask(np.zeros((28, 28, 3), np.uint8), np.zeros((28, 42, 3), np.uint8), 14)
+
+
+def test_copy_forward_writes_kept_patches_when_the_frame_is_not_a_multiple_of_the_patch():
+    rng = np.random.default_rng(8)
+    first = rng.integers(0, 256, (45, 61, 3), dtype=np.uint8)
+    second = first.copy()
+    second[14:28, 28:42] = 255 - second[14:28, 28:42]  # one whole patch changes a lot
+    second[44, 60] = 0  # a pixel outside every whole patch
+    patch_filter = StaticPatchFilter(14, 0.1)
+    patch_filter.process(first)
+    result = patch_filter.process(second)
+    assert np.argwhere(~result.mask).tolist() == [[1, 2]]
+    np.testing.assert_array_equal(patch_filter.reconstruction(), second)
