@@ -113,7 +113,9 @@ def run(args: argparse.Namespace) -> Iterator[dict]:
     encoder = Encoder(encoder_settings)
     encoder.warmup()
     source, cut_s = (_decoded(args, encoder.tower.layout), None) if args.input else _generated(args)
-    pixel_test = StaticPatchFilter(settings.patch_size, settings.static_tau)
+    # Next to a GPU encoder the pixel test runs on the GPU too (the frame goes there anyway).
+    pixel_device = encoder.tower.device if encoder.tower.device.type == "cuda" else None
+    pixel_test = StaticPatchFilter(settings.patch_size, settings.static_tau, device=pixel_device)
     compressor = Compressor(settings)
     totals, events, pts_by_index = _Totals(), [], {}
     batch: list[tuple[Any, bool, np.ndarray]] = []
@@ -134,7 +136,7 @@ def run(args: argparse.Namespace) -> Iterator[dict]:
         batch.clear()
 
     for index, (pts_s, rgb) in enumerate(source):
-        with stopwatch(sync=False) as sw:
+        with stopwatch() as sw:
             test = pixel_test.process(rgb)
         totals.compressor_s += sw.seconds
         _add_error(totals, pixel_test.reconstruction(), rgb, psnr_db)

@@ -41,7 +41,7 @@ class Compressor:
         self._filter = StaticPatchFilter(s.patch_size, s.static_tau) if s.is_pixel_filter_enabled else None
         self._grid_static: dict[int, np.ndarray] = {}  # grid_index -> [h, w] bool, AND over its frames
         self._grid_patches: dict[int, list[int]] = {}  # grid_index -> [static patches, patches tested]
-        self._thumbnails: dict[int, Image.Image] = {}  # grid_index -> first frame, downscaled
+        self._thumbnails: dict[int, Image.Image] = {}  # grid_index -> its first frame, box-reduced
 
     def process(self, encoded: EncodedFrame, rgb: np.ndarray | None = None) -> list[Event]:
         """Take the next frame of the stream; return the events it closed (usually none)."""
@@ -51,11 +51,9 @@ class Compressor:
             and self.settings.thumbnails_per_event
             and encoded.grid_index not in self._thumbnails
         ):
-            image = Image.fromarray(rgb)
-            image.thumbnail(
-                (self.settings.thumbnail_px, self.settings.thumbnail_px), Image.Resampling.BILINEAR
-            )
-            self._thumbnails[encoded.grid_index] = image
+            # A cheap box reduce now; the few chosen keyframes are resized properly at event close.
+            factor = max(1, max(rgb.shape[:2]) // self.settings.thumbnail_px)
+            self._thumbnails[encoded.grid_index] = Image.fromarray(rgb).reduce(factor)
         return [self._build_event(grids) for grids in self._segmenter.process(encoded)]
 
     def flush(self) -> list[Event]:
@@ -148,6 +146,9 @@ class Compressor:
             buffer = io.BytesIO()
             image = images[i]
             assert image is not None
+            image.thumbnail(
+                (self.settings.thumbnail_px, self.settings.thumbnail_px), Image.Resampling.BILINEAR
+            )
             image.save(buffer, format="JPEG", quality=self.settings.thumbnail_quality)
             out.append(buffer.getvalue())
         return out

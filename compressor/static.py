@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal, overload
 
 import numpy as np
+import torch
 
 from .errors import CompressorInputError
 
@@ -52,8 +53,33 @@ def patch_differences(prev: np.ndarray, cur: np.ndarray, patch_size: int) -> np.
     return (sums @ _CHANNEL_SCALE / (p * p * 3)).astype(np.float32)
 
 
-def static_patch_mask(prev: np.ndarray, cur: np.ndarray, patch_size: int, tau: float = 0.1) -> np.ndarray:
-    """[H//p, W//p] bool, True where the patch is static: normalised mean absolute difference <= tau."""
+def patch_differences_torch(prev: torch.Tensor, cur: torch.Tensor, patch_size: int) -> torch.Tensor:
+    """`patch_differences` for uint8 [H, W, 3] tensors, on their device (the GPU next to the encoder)."""
+    if prev.shape != cur.shape or cur.ndim != 3 or cur.shape[2] != 3 or cur.dtype != torch.uint8:
+        raise CompressorInputError(
+            f"frames must be [H, W, 3] uint8 of one size, got {cur.shape}, {prev.shape}"
+        )
+    p = patch_size
+    hp, wp = cur.shape[0] // p, cur.shape[1] // p
+    diff = (cur[: hp * p, : wp * p].to(torch.int16) - prev[: hp * p, : wp * p].to(torch.int16)).abs_()
+    sums = diff.reshape(hp, p, wp, p, 3).sum(dim=(1, 3), dtype=torch.int32)  # [hp, wp, 3]
+    scale = torch.tensor(_CHANNEL_SCALE / (p * p * 3), dtype=torch.float64, device=cur.device)
+    return (sums.double() @ scale).float()
+
+
+@overload
+def static_patch_mask(prev: np.ndarray, cur: np.ndarray, patch_size: int, tau: float = 0.1) -> np.ndarray: ...
+@overload
+def static_patch_mask(
+    prev: torch.Tensor, cur: torch.Tensor, patch_size: int, tau: float = 0.1
+) -> torch.Tensor: ...
+def static_patch_mask(prev: Any, cur: Any, patch_size: int, tau: float = 0.1) -> Any:
+    """[H//p, W//p] bool, True where the patch is static: normalised mean absolute difference <= tau.
+
+    numpy arrays in, numpy out; torch tensors in, a bool tensor on their device out.
+    """
+    if isinstance(cur, torch.Tensor):
+        return patch_differences_torch(prev, cur, patch_size) <= tau
     return patch_differences(prev, cur, patch_size) <= tau
 
 
@@ -90,7 +116,8 @@ class StaticPatchFilter:
     reference="last_kept" compares each patch with the last kept patch at its place (our rule);
     "previous" compares with the previous sample (RLT's rule, kept for comparison). Either way,
     `reconstruction()` is the copy-forward image: kept patches from their frame, dropped patches
-    from the last kept patch at that place.
+    from the last kept patch at that place. With `device` set, the reference lives there as a
+    torch tensor (e.g. on the encoder's GPU) and only the mask comes back to the host.
     """
 
     def __init__(
@@ -98,6 +125,7 @@ class StaticPatchFilter:
         patch_size: int = 14,
         tau: float = 0.1,
         reference: Literal["last_kept", "previous"] = "last_kept",
+        device: str | torch.device | None = None,
     ) -> None:
         if patch_size < 1:
             raise CompressorInputError(f"patch_size must be >= 1, got {patch_size}")
@@ -108,8 +136,9 @@ class StaticPatchFilter:
         self.patch_size = patch_size
         self.tau = tau
         self.reference = reference
-        self._kept: np.ndarray | None = None  # [H, W, 3] copy-forward image
-        self._previous: np.ndarray | None = None  # [H, W, 3], only for reference="previous"
+        self.device = None if device is None else torch.device(device)
+        self._kept: Any = None  # [H, W, 3] uint8 copy-forward image: np.ndarray, or a tensor on device
+        self._previous: Any = None  # [H, W, 3], only for reference="previous"
 
     def reset(self) -> None:
         """Forget the reference: the next frame starts a segment."""
@@ -121,24 +150,27 @@ class StaticPatchFilter:
         _check_frame("rgb", rgb)
         p = self.patch_size
         grid = (rgb.shape[0] // p, rgb.shape[1] // p)
-        if is_segment_start or self._kept is None or self._kept.shape != rgb.shape:
-            self._kept = rgb.copy()
-            self._previous = rgb.copy() if self.reference == "previous" else None
+        frame: Any = rgb if self.device is None else torch.from_numpy(rgb).to(self.device)
+        if is_segment_start or self._kept is None or tuple(self._kept.shape) != rgb.shape:
+            self._kept = _clone(frame)
+            self._previous = _clone(frame) if self.reference == "previous" else None
             return StaticPatches(np.zeros(grid, dtype=bool), is_frame_static=False, is_segment_start=True)
         compare_to = self._previous if self.reference == "previous" else self._kept
-        assert compare_to is not None
-        mask = static_patch_mask(compare_to, rgb, p, self.tau)
-        self._copy_dynamic_patches(rgb, mask)
+        mask = static_patch_mask(compare_to, frame, p, self.tau)
+        if isinstance(mask, torch.Tensor):
+            self._copy_dynamic_patches_torch(frame, mask)
+            mask = mask.cpu().numpy()
+        else:
+            self._copy_dynamic_patches(frame, mask)
         if self.reference == "previous":
-            self._previous = rgb.copy()
-        is_frame_static = bool(mask.all())
-        return StaticPatches(mask, is_frame_static=is_frame_static, is_segment_start=False)
+            self._previous = _clone(frame)
+        return StaticPatches(mask, is_frame_static=bool(mask.all()), is_segment_start=False)
 
     def reconstruction(self) -> np.ndarray:
         """[H, W, 3] uint8: the latest frame rebuilt from kept patches (copy-forward)."""
         if self._kept is None:
             raise CompressorInputError("no frame processed since the last reset")
-        return self._kept.copy()
+        return self._kept.cpu().numpy() if isinstance(self._kept, torch.Tensor) else self._kept.copy()
 
     def _copy_dynamic_patches(self, rgb: np.ndarray, mask: np.ndarray) -> None:
         assert self._kept is not None
@@ -152,12 +184,29 @@ class StaticPatchFilter:
         self._kept[hp * p :] = rgb[hp * p :]
         self._kept[:, wp * p :] = rgb[:, wp * p :]
 
+    def _copy_dynamic_patches_torch(self, frame: torch.Tensor, mask: torch.Tensor) -> None:
+        p = self.patch_size
+        hp, wp = mask.shape
+        kept = self._kept.as_strided((hp, p, wp, p, 3), _patch_strides(self._kept.stride(), p))
+        cur = frame.as_strided((hp, p, wp, p, 3), _patch_strides(frame.stride(), p))
+        kept.copy_(torch.where(mask[:, None, :, None, None], kept, cur))
+        self._kept[hp * p :] = frame[hp * p :]
+        self._kept[:, wp * p :] = frame[:, wp * p :]
+
+
+def _clone(frame: Any) -> Any:
+    return frame.clone() if isinstance(frame, torch.Tensor) else frame.copy()
+
+
+def _patch_strides(strides: tuple[int, ...], p: int) -> tuple[int, ...]:
+    s0, s1, s2 = strides
+    return (p * s0, s0, p * s1, s1, s2)
+
 
 def _patch_view(rgb: np.ndarray, p: int, hp: int, wp: int) -> np.ndarray:
     """[hp, p, wp, p, 3] view of the whole patches of rgb: writes go to rgb even when W % p != 0,
     where a reshape of the cropped array would silently copy."""
-    s0, s1, s2 = rgb.strides
-    return np.lib.stride_tricks.as_strided(rgb, (hp, p, wp, p, 3), (p * s0, s0, p * s1, s1, s2))
+    return np.lib.stride_tricks.as_strided(rgb, (hp, p, wp, p, 3), _patch_strides(rgb.strides, p))
 
 
 def merged_static_mask(mask: np.ndarray, grid_hw: tuple[int, int]) -> np.ndarray:

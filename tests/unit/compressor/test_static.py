@@ -2,6 +2,7 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
 from compressor import CompressorInputError, StaticPatchFilter, merged_static_mask, psnr_db, static_patch_mask
 
@@ -34,6 +35,8 @@ def test_mask_equals_the_normalised_mean_absolute_difference(shape, tau):
     mask = static_patch_mask(prev, cur, 14, tau)
     assert mask.shape == (shape[0] // 14, shape[1] // 14)
     np.testing.assert_array_equal(mask, reference_mask(prev, cur, 14, tau))
+    on_device = static_patch_mask(torch.from_numpy(prev), torch.from_numpy(cur), 14, tau)
+    np.testing.assert_array_equal(on_device.numpy(), mask)
 
 
 def test_six_grey_levels_is_about_the_default_threshold():
@@ -59,9 +62,10 @@ def box_frames(n, p=14, size=(84, 112), box=2):
     return frames, boxes
 
 
-def test_every_patch_the_box_touches_now_or_in_the_last_kept_frame_is_kept():
+@pytest.mark.parametrize("device", [None, "cpu"])  # numpy, or torch tensors on a device
+def test_every_patch_the_box_touches_now_or_in_the_last_kept_frame_is_kept(device):
     frames, boxes = box_frames(5)
-    patch_filter = StaticPatchFilter(14, 0.1)
+    patch_filter = StaticPatchFilter(14, 0.1, device=device)
     first = patch_filter.process(frames[0])
     assert first.is_segment_start and not first.mask.any()
     for k in range(1, 5):
@@ -83,11 +87,11 @@ def test_dropped_patches_are_copied_from_the_last_kept_patch():
     np.testing.assert_array_equal(patch_filter.reconstruction(), frame)
 
 
-def drift_psnr(reference):
+def drift_psnr(reference, device=None):
     """A frame brightening one grey level per sample: each step is under tau, the sum is not."""
     rng = np.random.default_rng(1)
     base = rng.integers(60, 150, (56, 56, 3)).astype(np.int16)
-    patch_filter = StaticPatchFilter(14, 0.1, reference=reference)
+    patch_filter = StaticPatchFilter(14, 0.1, reference=reference, device=device)
     psnrs = []
     for k in range(40):
         frame = (base + k).astype(np.uint8)
@@ -96,8 +100,9 @@ def drift_psnr(reference):
     return min(psnrs)
 
 
-def test_last_kept_reference_beats_previous_frame_on_a_slow_drift():
-    last_kept, previous = drift_psnr("last_kept"), drift_psnr("previous")
+@pytest.mark.parametrize("device", [None, "cpu"])
+def test_last_kept_reference_beats_previous_frame_on_a_slow_drift(device):
+    last_kept, previous = drift_psnr("last_kept", device), drift_psnr("previous", device)
     assert last_kept >= 34.0  # the error stays under tau: at most 5 grey levels
     assert previous < 20.0  # the previous-frame rule never fires: the error adds up to 39 levels
 
@@ -144,13 +149,14 @@ def test_rejects_frames_of_different_sizes():
         static_patch_mask(np.zeros((28, 28, 3), np.uint8), np.zeros((28, 42, 3), np.uint8), 14)
 
 
-def test_copy_forward_writes_kept_patches_when_the_frame_is_not_a_multiple_of_the_patch():
+@pytest.mark.parametrize("device", [None, "cpu"])
+def test_copy_forward_writes_kept_patches_when_the_frame_is_not_a_multiple_of_the_patch(device):
     rng = np.random.default_rng(8)
     first = rng.integers(0, 256, (45, 61, 3), dtype=np.uint8)
     second = first.copy()
     second[14:28, 28:42] = 255 - second[14:28, 28:42]  # one whole patch changes a lot
     second[44, 60] = 0  # a pixel outside every whole patch
-    patch_filter = StaticPatchFilter(14, 0.1)
+    patch_filter = StaticPatchFilter(14, 0.1, device=device)
     patch_filter.process(first)
     result = patch_filter.process(second)
     assert np.argwhere(~result.mask).tolist() == [[1, 2]]
