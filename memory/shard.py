@@ -1,0 +1,198 @@
+"""One shard's in-memory state: the FAISS index, the stream partitions and the id maps, and the
+search over them. No files, no Redis: the writer makes changes durable before it applies them here.
+
+Routing a search:
+- no filter: the FAISS index (exact or HNSW);
+- a filter matching at most `filtered_exact_max` events: exact search over the partitions' slices
+  (recall 1; measured faster than an id selector, see benchmarks/results_memory.md);
+- a broader filter: the FAISS index with an IDSelectorBitmap over the matching rows and the HNSW
+  beam widened by 1/selectivity.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .partitions import EventRow, StreamPartition, top_k
+from .vector_index import EventIndex, HnswParams, IndexKind, build_index, choose_kind
+
+_COMPACT_MIN_DEAD = 64  # partitions compact once this many rows (and a quarter of them) are dead
+
+
+@dataclass(frozen=True, slots=True)
+class IndexPolicy:
+    requested: str  # auto | flat | hnsw
+    exact_max_events: int
+    filtered_exact_max: int
+    compact_dead_fraction: float
+    hnsw: HnswParams
+
+
+class ShardMemory:
+    def __init__(self, dim: int | None, policy: IndexPolicy) -> None:
+        self.dim = dim
+        self.policy = policy
+        self.index: EventIndex | None = (
+            None if dim is None else EventIndex(dim, self._kind_for(0), policy.hnsw)
+        )
+        self.parts: dict[str, StreamPartition] = {}
+        self.fid_of: dict[str, int] = {}  # event id -> event number
+        self.stream_of: dict[int, str] = {}  # event number -> stream id
+
+    def _kind_for(self, live: int) -> IndexKind:
+        return choose_kind(self.policy.requested, live, self.policy.exact_max_events)
+
+    @classmethod
+    def from_state(
+        cls, dim: int | None, index: EventIndex | None, parts: dict[str, StreamPartition], policy: IndexPolicy
+    ) -> ShardMemory:
+        self = cls(None, policy)
+        self.dim, self.index, self.parts = dim, index, parts
+        if dim is not None and index is None:
+            self.index = EventIndex(dim, self._kind_for(0), policy.hnsw)
+        for name, part in parts.items():
+            fids = part.col("fid").tolist()
+            self.fid_of.update(zip(part.event_ids, fids, strict=True))
+            self.stream_of.update(dict.fromkeys(fids, name))
+        return self
+
+    @property
+    def live(self) -> int:
+        return len(self.fid_of)
+
+    def set_dim(self, dim: int) -> None:
+        self.dim = dim
+        self.index = EventIndex(dim, self._kind_for(0), self.policy.hnsw)
+
+    # --- changes ---------------------------------------------------------------------------------
+    def add(self, rows: Sequence[EventRow], vectors: np.ndarray) -> None:
+        """rows in ascending fid order, not yet held; vectors: [n, D] float32 unit norm."""
+        assert self.index is not None and self.dim is not None
+        for row, vector in zip(rows, vectors, strict=True):
+            part = self.parts.get(row.stream_id)
+            if part is None:
+                part = self.parts[row.stream_id] = StreamPartition(row.stream_id, self.dim)
+            part.append(row, vector)
+            self.fid_of[row.event_id] = row.fid
+            self.stream_of[row.fid] = row.stream_id
+        self.index.add(np.fromiter((r.fid for r in rows), np.int64, len(rows)), vectors)
+
+    def locate(self, event_id: str) -> tuple[StreamPartition, int] | None:
+        fid = self.fid_of.get(event_id)
+        if fid is None:
+            return None
+        part = self.parts[self.stream_of[fid]]
+        return part, part.row_of(fid)
+
+    def remove(self, event_id: str) -> EventRow | None:
+        """Forget an event (tombstone in FAISS, dead row in its partition); its row, or None."""
+        found = self.locate(event_id)
+        if found is None:
+            return None
+        part, i = found
+        row = part.row(i)
+        part.mark_dead(i)
+        if part.dead >= _COMPACT_MIN_DEAD and part.dead * 4 >= part.n:
+            part.compact()
+        if part.live == 0:
+            del self.parts[part.stream_id]
+        del self.fid_of[event_id], self.stream_of[row.fid]
+        assert self.index is not None
+        self.index.remove(np.array([row.fid], np.int64))
+        return row
+
+    def set_pinned(self, event_id: str, pinned: bool) -> EventRow | None:
+        found = self.locate(event_id)
+        if found is None:
+            return None
+        part, i = found
+        part.cols["pinned"][i] = pinned
+        return part.row(i)
+
+    # --- index rebuilds ----------------------------------------------------------------------------
+    def wanted_rebuild(self) -> IndexKind | None:
+        """The kind a rebuild should make now (kind change under auto, or too many tombstones)."""
+        if self.index is None:
+            return None
+        live = self.index.live
+        kind = self.index.kind
+        if self.policy.requested == "auto":
+            if kind == "flat" and live > self.policy.exact_max_events:
+                return "hnsw"
+            if kind == "hnsw" and live <= self.policy.exact_max_events // 2:  # hysteresis
+                return "flat"
+        if self.index.dead and self.index.dead_fraction >= self.policy.compact_dead_fraction:
+            return kind
+        return None
+
+    def live_vectors(self) -> tuple[np.ndarray, np.ndarray]:
+        """(fids [n] int64, vectors [n, D] float32 copies) of every live event."""
+        fids, vecs = [], []
+        for part in self.parts.values():
+            rows = part.live_rows()
+            fids.append(part.cols["fid"][rows])
+            vecs.append(part.vectors[rows])
+        if not fids:
+            return np.empty(0, np.int64), np.empty((0, self.dim or 0), np.float32)
+        return np.concatenate(fids), np.concatenate(vecs)
+
+    def build(self, kind: IndexKind, fids: np.ndarray, vectors: np.ndarray) -> EventIndex:
+        assert self.dim is not None
+        return build_index(self.dim, kind, self.policy.hnsw, fids, vectors)
+
+    # --- search --------------------------------------------------------------------------------------
+    def search(
+        self,
+        query: np.ndarray,
+        k: int,
+        streams: Sequence[str] | None,
+        since: float | None,
+        until: float | None,
+    ) -> tuple[np.ndarray, np.ndarray, str]:
+        """(scores [<=k], fids [<=k], route). query: [D] unit norm. Streams this shard does not hold
+        simply match nothing."""
+        empty = np.empty(0, np.float32), np.empty(0, np.int64)
+        if self.index is None or self.live == 0:
+            return (*empty, "empty")
+        if streams is None and since is None and until is None:
+            return (*self.index.search(query, k), self.index.kind)
+        names = (
+            list(self.parts) if streams is None else [s for s in dict.fromkeys(streams) if s in self.parts]
+        )
+        counts = [self.parts[s].count(since, until) for s in names]
+        matching = sum(counts)
+        if matching == 0:
+            return (*empty, "empty")
+        if matching <= self.policy.filtered_exact_max:
+            results = [
+                self.parts[s].search(query, k, since, until) for s, c in zip(names, counts, strict=True) if c
+            ]
+            scores = np.concatenate([r[0] for r in results])
+            fids = np.concatenate([r[1] for r in results])
+            return (*top_k(scores, fids, k), "partitions")
+        allowed = np.zeros(self.index.ntotal, dtype=bool)
+        for s in names:
+            part = self.parts[s]
+            lo, hi, mask = part.window(since, until)
+            fids = part.cols["fid"][lo:hi] if mask is None else part.cols["fid"][lo:hi][mask]
+            pos = self.index.positions_of(fids)
+            allowed[pos[pos >= 0]] = True
+        return (*self.index.search(query, k, allowed, matching / max(self.index.live, 1)), "selector")
+
+    def row_by_fid(self, fid: int) -> EventRow | None:
+        stream = self.stream_of.get(fid)
+        if stream is None:
+            return None
+        part = self.parts[stream]
+        i = part.row_of(fid)
+        return None if i < 0 else part.row(i)
+
+    def vector(self, event_id: str) -> np.ndarray | None:
+        found = self.locate(event_id)
+        return None if found is None else found[0].vectors[found[1]].copy()
+
+    def rows(self) -> list[EventRow]:
+        return [part.row(int(i)) for part in self.parts.values() for i in part.live_rows()]

@@ -1,0 +1,175 @@
+"""The FAISS index of one shard: exact (IndexFlatIP) or HNSW over unit vectors, inner product.
+
+Rows are FAISS's own sequential positions; `ids[pos]` maps them to the shard's int64 event numbers,
+which only grow, so `ids` stays ascending and a position is found by binary search. HNSW cannot
+remove vectors, so deletion leaves a tombstone: the row stays in the graph (still useful for
+navigation) and an `IDSelectorBitmap` over live rows keeps it out of results until a rebuild.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+IndexKind = Literal["flat", "hnsw"]
+
+
+def _faiss():  # imported lazily: importing memory must stay cheap
+    import faiss
+
+    return faiss
+
+
+@dataclass(frozen=True, slots=True)
+class HnswParams:
+    m: int = 32
+    ef_construction: int = 64
+    ef_search: int = 128
+    ef_search_max: int = 2048
+
+
+def choose_kind(requested: str, live_events: int, exact_max_events: int) -> IndexKind:
+    """`auto` keeps small shards exact (cheap, recall 1) and moves to HNSW past the threshold."""
+    if requested in ("flat", "hnsw"):
+        return requested  # type: ignore[return-value]
+    return "flat" if live_events <= exact_max_events else "hnsw"
+
+
+def pack_mask(mask: np.ndarray) -> np.ndarray:
+    """[n] bool -> the byte layout of faiss.IDSelectorBitmap (bit i%8 of byte i//8)."""
+    return np.packbits(mask, bitorder="little")
+
+
+class EventIndex:
+    """Not thread-safe by itself: the writer serialises mutations and lets searches share."""
+
+    def __init__(self, dim: int, kind: IndexKind, hnsw: HnswParams) -> None:
+        self.dim = dim
+        self.kind: IndexKind = kind
+        self.hnsw = hnsw
+        self._index = self._new_faiss_index()
+        self.ids = np.empty(0, dtype=np.int64)  # [ntotal] ascending event numbers
+        self._alive = np.empty(0, dtype=bool)  # [ntotal]
+        self._alive_bits: np.ndarray | None = None  # packed _alive, present while tombstones exist
+        self.dead = 0
+
+    def _new_faiss_index(self):
+        faiss = _faiss()
+        if self.kind == "flat":
+            return faiss.IndexFlatIP(self.dim)
+        index = faiss.IndexHNSWFlat(self.dim, self.hnsw.m, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = self.hnsw.ef_construction
+        index.hnsw.efSearch = self.hnsw.ef_search
+        return index
+
+    @property
+    def ntotal(self) -> int:
+        return int(self.ids.shape[0])
+
+    @property
+    def live(self) -> int:
+        return self.ntotal - self.dead
+
+    @property
+    def dead_fraction(self) -> float:
+        return self.dead / self.ntotal if self.ntotal else 0.0
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        """ids: [n] int64 ascending and above every id held; vectors: [n, D] float32 unit norm."""
+        if ids.shape[0] == 0:
+            return
+        if self.ntotal and ids[0] <= self.ids[-1]:
+            raise ValueError(f"event numbers must grow: {ids[0]} after {self.ids[-1]}")
+        self._index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+        self.ids = np.concatenate([self.ids, ids.astype(np.int64)])
+        self._alive = np.concatenate([self._alive, np.ones(ids.shape[0], dtype=bool)])
+        if self.dead:
+            self._alive_bits = pack_mask(self._alive)
+
+    def positions_of(self, ids: np.ndarray) -> np.ndarray:
+        """[n] positions of held ids; -1 where an id is not in the index."""
+        if self.ntotal == 0:
+            return np.full(ids.shape[0], -1, dtype=np.int64)
+        pos = np.minimum(np.searchsorted(self.ids, ids), self.ntotal - 1)
+        return np.where(self.ids[pos] == ids, pos, -1)
+
+    def remove(self, ids: np.ndarray) -> int:
+        """Tombstone ids; returns how many live rows died."""
+        pos = self.positions_of(np.asarray(ids, dtype=np.int64))
+        pos = pos[pos >= 0]
+        pos = pos[self._alive[pos]]
+        if pos.size:
+            self._alive[pos] = False
+            self.dead += int(pos.size)
+            self._alive_bits = pack_mask(self._alive)
+        return int(pos.size)
+
+    def search(
+        self, query: np.ndarray, k: int, allowed: np.ndarray | None = None, selectivity: float = 1.0
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """query: [D]; allowed: [ntotal] bool over positions (None: every live row).
+
+        Returns (scores [<=k] float32 descending, ids [<=k] int64). A selector makes HNSW skip rows
+        while walking the graph, so the beam is widened by 1/selectivity to keep recall.
+        """
+        if self.live == 0 or k <= 0:
+            return np.empty(0, np.float32), np.empty(0, np.int64)
+        faiss = _faiss()
+        bits = self._alive_bits if allowed is None else pack_mask(allowed & self._alive)
+        sel = None if bits is None else faiss.IDSelectorBitmap(bits.shape[0], faiss.swig_ptr(bits))
+        if self.kind == "hnsw":
+            fraction = min(1.0, selectivity) * (1.0 - self.dead_fraction)
+            ef = min(self.hnsw.ef_search_max, math.ceil(max(self.hnsw.ef_search, k) / max(fraction, 1e-6)))
+            params = faiss.SearchParametersHNSW(sel=sel, efSearch=int(ef))
+        else:
+            params = faiss.SearchParameters(sel=sel) if sel is not None else None
+        scores, pos = self._index.search(query.reshape(1, -1).astype(np.float32), k, params=params)
+        keep = pos[0] >= 0
+        return scores[0][keep], self.ids[pos[0][keep]]
+
+    def live_ids(self) -> np.ndarray:
+        return self.ids[self._alive]
+
+    def storage_view(self) -> np.ndarray:
+        """[ntotal, D] float32 view of FAISS's own storage, no copy; valid until the next add."""
+        if self.ntotal == 0:
+            return np.empty((0, self.dim), np.float32)
+        faiss = _faiss()
+        flat = faiss.downcast_index(self._index.storage) if self.kind == "hnsw" else self._index
+        return faiss.rev_swig_ptr(flat.get_xb(), self.ntotal * self.dim).reshape(self.ntotal, self.dim)
+
+    # Persistence: the FAISS file plus ids and the alive mask next to it.
+    def write(self, path: Path) -> None:
+        _faiss().write_index(self._index, str(path))
+        np.savez(path.with_suffix(".rows.npz"), ids=self.ids, alive=self._alive)
+
+    @classmethod
+    def read(cls, path: Path, hnsw: HnswParams) -> EventIndex:
+        faiss = _faiss()
+        raw = faiss.read_index(str(path))
+        kind: IndexKind = "hnsw" if isinstance(raw, faiss.IndexHNSW) else "flat"
+        self = cls(raw.d, kind, hnsw)
+        self._index = raw
+        if kind == "hnsw":
+            raw.hnsw.efSearch = hnsw.ef_search
+        rows = np.load(path.with_suffix(".rows.npz"))
+        self.ids, self._alive = rows["ids"], rows["alive"]
+        if self.ids.shape[0] != raw.ntotal:
+            raise ValueError(f"{path}: {raw.ntotal} vectors but {self.ids.shape[0]} ids")
+        self.dead = int((~self._alive).sum())
+        self._alive_bits = pack_mask(self._alive) if self.dead else None
+        return self
+
+
+def build_index(
+    dim: int, kind: IndexKind, hnsw: HnswParams, ids: np.ndarray, vectors: np.ndarray
+) -> EventIndex:
+    """A fresh index over live rows only (the rebuild that drops tombstones or changes kind)."""
+    index = EventIndex(dim, kind, hnsw)
+    order = np.argsort(ids, kind="stable")
+    index.add(ids[order], vectors[order])
+    return index
