@@ -25,6 +25,12 @@ class SelectionSettings(BaseModel):
         le=1,
         description="Inside an event: 0 keeps tokens by diversity alone (DivPrune max-min), 1 by relevance.",
     )
+    diversity_steps: int = Field(
+        64,
+        ge=1,
+        le=100_000,
+        description="Greedy max-min steps per event at most; beyond, each step keeps several tokens.",
+    )
     recency_floor_share: float = Field(
         0.2,
         ge=0,

@@ -75,11 +75,15 @@ def pick_tokens(
     relevance: torch.Tensor | None = None,
     relevance_weight: float = 0.0,
     first: int | None = None,
+    max_steps: int = 256,
 ) -> np.ndarray:
     """[min(k, N)] int64 ascending: greedy max-min diversity mixed with relevance.
 
     tokens: [N, D]; relevance: [N] in [0, 1]. Each step keeps the token maximising
-    (1 - w) * (cosine distance to the nearest kept token) + w * relevance.
+    (1 - w) * (cosine distance to the nearest kept token) + w * relevance. Up to `max_steps`
+    picks this is DivPrune's one-at-a-time greedy; for larger k each step keeps the
+    ceil(k / max_steps) best-scoring tokens at once, which bounds the steps (each one an [N, D]
+    product) at the price of not re-scoring between the tokens of one step.
     """
     n = tokens.shape[0]
     if k >= n:
@@ -90,16 +94,21 @@ def pick_tokens(
     distance = 1 - x @ torch.nn.functional.normalize(x.mean(0), dim=0)  # seed: novelty w.r.t. the mean
     rel = torch.zeros(n, device=x.device) if relevance is None else relevance.to(x.device, torch.float32)
     taken = torch.zeros(n, dtype=torch.bool, device=x.device)
-    chosen = torch.empty(k, dtype=torch.int64, device=x.device)
-    for step in range(k):
-        score = (1 - relevance_weight) * distance + relevance_weight * rel
-        score = score.masked_fill(taken, -torch.inf)
-        j = first if step == 0 and first is not None else score.argmax()
-        chosen[step] = j
-        taken[j] = True
-        to_j = 1 - x @ x[j]
-        distance = to_j if step == 0 else torch.minimum(distance, to_j)
-    return np.sort(chosen.cpu().numpy())
+    per_step = -(-k // max_steps)
+    picked: list[torch.Tensor] = []
+    remaining = k
+    while remaining > 0:
+        score = ((1 - relevance_weight) * distance + relevance_weight * rel).masked_fill(taken, -torch.inf)
+        if first is not None and not picked:
+            step = torch.tensor([first], device=x.device)
+        else:
+            step = torch.topk(score, min(per_step, remaining)).indices
+        picked.append(step)
+        taken[step] = True
+        to_step = (1 - x @ x[step].T).amin(dim=1)
+        distance = to_step if len(picked) == 1 else torch.minimum(distance, to_step)
+        remaining -= step.numel()
+    return np.sort(torch.cat(picked).cpu().numpy())
 
 
 def token_relevance(event: Event, question_embedding: np.ndarray | None) -> np.ndarray | None:
@@ -176,6 +185,7 @@ def select_tokens(
             int(k),
             relevance=None if relevance is None else torch.from_numpy(relevance),
             relevance_weight=s.relevance_weight if relevance is not None else 0.0,
+            max_steps=s.diversity_steps,
         )
         selected.append(SelectedEvent(event, kept, float(score), float(k) / budget_tokens))
     is_wall = all(e.start_wall_s is not None for e in events)
