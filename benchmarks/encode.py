@@ -19,6 +19,7 @@ import argparse
 import json
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -38,6 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--compile", action="store_true", help="also time torch.compile'd blocks (GPU)")
     parser.add_argument("--profile", action="store_true", help="top kernels of one stock and one fast call")
     parser.add_argument("--no-stock", action="store_true", help="skip the stock tower (slow at full size)")
+    parser.add_argument(
+        "--stage", action="store_true", help="also time Encoder.encode with and without skipping"
+    )
 
 
 def run(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
@@ -91,10 +95,17 @@ def run(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
             "top": _profile(lambda: tower.forward_grids(pixel_values, grids, grid_hw)),
         }
 
+    if stock_out is not None:
+        outputs = {"stock": stock_out, "ours": warm_out}
+        yield {"stage": "fp32_reference", **_against_fp32(tower, pixel_values, grid_hw, outputs, summary)}
+
     e2e_fps, _ = _fps(lambda: [g.tokens.cpu() for g in tower.encode_pairs(pairs)], frames_n, 1, repeats)
     yield {"stage": "ours_e2e", "fps": e2e_fps}
     summary.update(ours_e2e_fps=e2e_fps, tower_tflop_per_frame=round(tflop / frames_n, 4))
-    yield from _siglip(settings, frames, repeats, summary)
+    retrieval = RetrievalEncoder.from_settings(settings)
+    yield _siglip(retrieval, frames, repeats, summary)
+    if args.stage:
+        yield _encoder_stage(settings, tower, retrieval, frames, summary)
 
     if args.compile and device.type == "cuda":  # last: a slow or failing compile costs no other number
         try:
@@ -121,16 +132,57 @@ def run(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
 
 
 def _siglip(
-    settings: EncoderSettings, frames: list[np.ndarray], repeats: int, summary: dict[str, Any]
-) -> Iterator[dict[str, Any]]:
-    retrieval = RetrievalEncoder.from_settings(settings)
+    retrieval: RetrievalEncoder, frames: list[np.ndarray], repeats: int, summary: dict[str, Any]
+) -> dict[str, Any]:
     pixels = retrieval.pixel_values(frames)
     retrieval.embed_pixels(pixels)  # warm-up: kernels, allocator
     siglip_fps, _ = _fps(lambda: retrieval.embed_pixels(pixels), len(frames), 1, repeats)
     e2e_fps, _ = _fps(lambda: retrieval.embed_images(frames), len(frames), 1, repeats)
-    yield {"stage": "siglip", "model": settings.retrieval_model, "fps": siglip_fps, "e2e_fps": e2e_fps,
-           "image_size": retrieval.image_size}  # fmt: skip
-    summary.update(retrieval_model=settings.retrieval_model, siglip_fps=siglip_fps, siglip_e2e_fps=e2e_fps)
+    summary.update(
+        retrieval_model=retrieval.settings.retrieval_model, siglip_fps=siglip_fps, siglip_e2e_fps=e2e_fps
+    )
+    return {"stage": "siglip", "fps": siglip_fps, "e2e_fps": e2e_fps, "image_size": retrieval.image_size}
+
+
+@dataclass(frozen=True)
+class _BenchFrame:
+    """The fields of ingest.Frame that the encoder reads (ingest needs PyAV, absent on GPU hosts)."""
+
+    stream_id: str
+    index: int
+    pts_s: float
+    rgb: np.ndarray
+    wall_time_s: float | None = None
+
+    @property
+    def height(self) -> int:
+        return int(self.rgb.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.rgb.shape[1])
+
+
+def _encoder_stage(
+    settings: EncoderSettings,
+    tower: VisionTower,
+    retrieval: RetrievalEncoder,
+    frames: list[np.ndarray],
+    summary: dict[str, Any],
+) -> dict[str, Any]:
+    """Encoder.encode (both models, records out) on 4 streams, then with 7 of 8 frames static."""
+    from encoder.encoder import Encoder
+
+    encoder = Encoder(settings, tower=tower, retrieval=retrieval)
+    clip = [
+        _BenchFrame(f"cam{s}", i, i * 0.5, frames[(i + s) % len(frames)]) for i in range(64) for s in range(4)
+    ]
+    full = encoder_throughput(encoder, clip, batch_frames=len(frames))
+    static = [f.index % 8 != 0 for f in clip]  # a mostly static scene: one frame in 8 changes
+    skipping = encoder_throughput(encoder, clip, static, batch_frames=len(frames))
+    summary.update(stage_fps=full["fps"], stage_static_fps=skipping["fps"])
+    return {"stage": "encoder_stage", "all_frames": full, "mostly_static": skipping,
+            "static_speedup": ratio(skipping["fps"], full["fps"])}  # fmt: skip
 
 
 # helpers ---------------------------------------------------------------------------------------
@@ -173,6 +225,40 @@ def _diff(ours: torch.Tensor, stock: torch.Tensor | None) -> dict[str, float]:
     return {"max_abs_diff": round(delta.max().item(), 6), "mean_abs_diff": round(delta.mean().item(), 7),
             "max_rel_diff": round(delta.max().item() / max(scale, 1e-12), 6),
             "min_token_cosine": round(cos.min().item(), 6)}  # fmt: skip
+
+
+def _against_fp32(
+    tower: VisionTower,
+    pixel_values: torch.Tensor,
+    grid_hw: tuple[int, int],
+    outputs: dict[str, torch.Tensor],
+    summary: dict[str, Any],
+    grids: int = 4,
+) -> dict[str, Any]:
+    """Error of each reduced-precision output against the stock tower in float32 (no TF32).
+
+    Ours is "within bf16 tolerance" when its error is about the stock bf16 tower's own error.
+    """
+    if tower.dtype == torch.float32:
+        return {}
+    import copy
+
+    reference_tower = VisionTower.from_module(copy.deepcopy(tower.visual).float(), tower.settings)
+    patches = grids * grid_hw[0] * grid_hw[1]
+    tf32 = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        reference = reference_tower.stock_forward(pixel_values[:patches], grids, grid_hw)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32
+    record: dict[str, Any] = {"grids": grids}
+    for name, out in outputs.items():
+        diff = _diff(out[:grids], reference)
+        record[name] = diff
+        summary[f"{name}_vs_fp32_max_rel_diff"] = diff["max_rel_diff"]
+        summary[f"{name}_vs_fp32_min_token_cosine"] = diff["min_token_cosine"]
+    del reference_tower
+    return record
 
 
 def _rate(tflop_per_batch: float, frames: int, fps: float) -> float:
