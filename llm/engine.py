@@ -37,6 +37,7 @@ class MRope(nn.Module):
         self.register_buffer("inv_freq", inv_freq.detach().float().clone(), persistent=False)
         self.section = list(section)
         axis = torch.cat([torch.full((n,), i % 3, dtype=torch.long) for i, n in enumerate(section)])
+        axis = axis.to(inv_freq.device)
         self.register_buffer("axis", axis, persistent=False)  # [D/2]: which position axis drives each band
 
     def forward(self, positions: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
