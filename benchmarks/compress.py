@@ -46,22 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="encoder device: auto, cpu, cuda")
 
 
-@dataclass
-class _BareFrame:
-    """ingest.Frame's fields that the encoder reads; used only where ingest cannot import (no PyAV)."""
-
-    stream_id: str
-    index: int
-    pts_s: float
-    rgb: np.ndarray
-    wall_time_s: float | None = None
-
-
 def _frame(stream_id: str, index: int, pts_s: float, rgb: np.ndarray) -> Any:
-    try:
-        from ingest import Frame
-    except ImportError:
-        return _BareFrame(stream_id, index, pts_s, rgb)
+    from ingest import Frame
+
     return Frame(stream_id, index, round(pts_s * 90000), Fraction(1, 90000), rgb)
 
 
