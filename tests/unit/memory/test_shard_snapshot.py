@@ -1,0 +1,90 @@
+import numpy as np
+import pytest
+
+from memory.partitions import EventRow, window_mask
+from memory.shard import IndexPolicy, ShardMemory
+from memory.snapshot import ShardState, latest_snapshot, read_snapshot, write_snapshot
+from memory.vector_index import HnswParams
+
+from .factories import unit_rows
+
+
+def _policy(requested="hnsw", filtered_exact_max=50):
+    return IndexPolicy(requested, 10, filtered_exact_max, 0.3, HnswParams(ef_search=256, ef_search_max=4096))
+
+
+def _row(i: int, stream_id: str) -> EventRow:
+    t0, t1 = float(i), i + 1.5
+    return EventRow(i, f"e{i}", stream_id, t0, t1, t0, t1, None, None, 0.0, False, 64, i + 1, 0, False, "{}")
+
+
+def _fill(mem: ShardMemory, n: int, streams: int, dim: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    x = unit_rows(rng, n, dim)
+    rows = [_row(i, f"s{i % streams}") for i in range(n)]
+    mem.add(rows, x)
+    return x, rows
+
+
+@pytest.mark.parametrize("exact_max", [10_000, 0])  # partitions path, then the id-selector path
+def test_filtered_search_returns_only_the_stream_and_window_and_matches_brute_force(exact_max):
+    mem = ShardMemory(16, _policy(filtered_exact_max=exact_max))
+    x, rows = _fill(mem, 600, streams=3, dim=16)
+    t0 = np.array([r.t0 for r in rows])
+    t1 = np.array([r.t1 for r in rows])
+    stream = np.array([r.stream_id for r in rows])
+    rng = np.random.default_rng(1)
+    for _ in range(10):
+        since = float(rng.uniform(0, 500))
+        until = since + 150.0
+        q = unit_rows(rng, 1, 16)[0]
+        ok = window_mask(t0, t1, since, until) & (stream == "s1")
+        expected = np.flatnonzero(ok)[np.argsort(-(x[ok] @ q))][:5]
+        _, fids, route = mem.search(q, 5, ["s1"], since, until)
+        assert route == ("partitions" if exact_max else "selector")
+        assert all(stream[f] == "s1" and ok[f] for f in fids)
+        assert fids.tolist() == expected.tolist()
+
+
+def test_removed_events_leave_every_route():
+    mem = ShardMemory(8, _policy())
+    x, _ = _fill(mem, 100, streams=2, dim=8)
+    assert mem.remove("e4") is not None and mem.remove("e4") is None
+    for streams in (None, ["s0"]):
+        _, fids, _ = mem.search(x[4], 100, streams, None, None if streams is None else 1e9)
+        assert 4 not in fids.tolist()
+    assert mem.live == 99 and mem.locate("e4") is None
+
+
+def test_snapshot_round_trip_answers_the_same(tmp_path):
+    mem = ShardMemory(8, _policy())
+    x, _ = _fill(mem, 120, streams=3, dim=8)
+    mem.remove("e5")
+    mem.set_pinned("e6", True)
+    write_snapshot(tmp_path, ShardState(121, 120, 8, mem.index, mem.parts))
+    state = read_snapshot(latest_snapshot(tmp_path), HnswParams(ef_search=256))
+    back = ShardMemory.from_state(state.dim, state.index, state.parts, _policy())
+    assert (state.lsn, state.next_fid, back.live) == (121, 120, 119)
+    assert back.locate("e5") is None
+    part, i = back.locate("e6")
+    assert part.row(i).pinned and np.allclose(part.vectors[i], x[6])
+    for q in x[:10]:
+        for where in ((None, None, None), (["s2"], 3.0, 90.0)):
+            assert mem.search(q, 5, *where)[1].tolist() == back.search(q, 5, *where)[1].tolist()
+
+
+def test_auto_policy_asks_for_hnsw_past_the_threshold_and_for_compaction():
+    mem = ShardMemory(8, _policy("auto"))
+    _fill(mem, 11, streams=1, dim=8)
+    assert mem.index.kind == "flat" and mem.wanted_rebuild() == "hnsw"
+    fids, vectors = mem.live_vectors()
+    mem.index = mem.build("hnsw", fids, vectors)
+    assert mem.wanted_rebuild() is None
+    mem.remove("e0")
+    assert mem.wanted_rebuild() is None  # 1 of 11 dead: below compact_dead_fraction
+    for i in range(1, 4):
+        mem.remove(f"e{i}")
+    assert mem.wanted_rebuild() == "hnsw"  # 4 of 11 dead: compact, same kind
+    for i in range(4, 6):
+        mem.remove(f"e{i}")
+    assert mem.wanted_rebuild() == "flat"  # 5 live: back to exact (at most half the threshold)
