@@ -192,24 +192,28 @@ class MemoryWriter:
                     f"Redis at {self.redis.where} has been unreachable for {len(self.sync.pending)} changes "
                     f"(redis_max_pending={self.settings.redis_max_pending}); refusing new events"
                 )
-            acks: dict[str, Ack] = {}
             prepared = []
+            in_batch: set[str] = set()
             dim = self.mem.dim
             for event in events:
-                if event.event_id in acks or event.event_id in self.mem.fid_of:
-                    acks[event.event_id] = self._duplicate_ack(event.event_id)
+                if event.event_id in in_batch or event.event_id in self.mem.fid_of:
                     continue
                 p = prepare(event, self.registry.get(event.stream_id), dim)
                 dim = p.vector.shape[0]
+                in_batch.add(event.event_id)
                 prepared.append(p)
-                acks[event.event_id] = Ack(event.event_id, self.shard, 0)  # placeholder, replaced below
+            done: dict[str, Ack] = {}
             if prepared:
                 rows = self._commit_adds(prepared)
                 published = self._publish([self.sync.add_op(r) for r in rows])
-                for row in rows:
-                    acks[row.event_id] = Ack(row.event_id, self.shard, row.lsn, False, published)
+                done = {r.event_id: Ack(r.event_id, self.shard, r.lsn, False, published) for r in rows}
                 self._after_change()
-            return [acks[e.event_id] for e in events]
+            acks, seen = [], set()
+            for event in events:
+                fresh = event.event_id in done and event.event_id not in seen
+                acks.append(done[event.event_id] if fresh else self._duplicate_ack(event.event_id))
+                seen.add(event.event_id)
+            return acks
 
     def _duplicate_ack(self, event_id: str) -> Ack:
         found = self.mem.locate(event_id)
