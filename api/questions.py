@@ -1,0 +1,191 @@
+"""Search and ask: the question is embedded by the retrieval encoder, the memory bank finds events
+(stream and time filters), and for `ask` the compressor picks tokens under the budget and the LLM
+streams the answer.
+
+The LLM runs one turn at a time. Questions wait for it in an asyncio semaphore (the queue depth is
+a metric; past `max_pending_answers` new questions get 503), so a crowd of clients queues instead
+of piling threads on the model lock, and nothing here ever blocks the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import urllib.parse
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from compressor import select_tokens
+from llm import Answer, AnswerPiece, Runner, context_from_selection
+from memory import Hit
+
+from .config import ApiSettings
+from .errors import UnavailableError
+from .metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    streams: list[str] | None = None
+    since: float | None = None
+    until: float | None = None
+
+
+class TextSearch(Protocol):
+    """Hybrid search over OCR/speech text fused with the visual hits (memory.hybrid), when wired."""
+
+    def __call__(
+        self, query: str, visual_hits: Sequence[Hit], scope: Scope, k: int, channels: Sequence[str] | None
+    ) -> list[Hit]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Done:
+    """The last item of an answer stream."""
+
+    answer: Answer
+    cited: list[Hit]
+
+
+def event_path(event_id: str) -> str:
+    return "/v1/events/" + urllib.parse.quote(event_id, safe=":")
+
+
+def result_of(hit: Hit, clock: str) -> dict[str, Any]:
+    """A search result as the API shows it (see schemas.SearchResult)."""
+    is_wall = clock == "wall" and hit.start_wall_s is not None and hit.end_wall_s is not None
+    return {
+        "event_id": hit.event_id,
+        "stream_id": hit.stream_id,
+        "start_s": hit.start_wall_s if is_wall else hit.start_pts_s,
+        "end_s": hit.end_wall_s if is_wall else hit.end_pts_s,
+        "start_pts_s": hit.start_pts_s,
+        "end_pts_s": hit.end_pts_s,
+        "start_wall_s": hit.start_wall_s,
+        "end_wall_s": hit.end_wall_s,
+        "score": round(float(hit.score), 6),
+        "channel": hit.channel,
+        "snippet": hit.snippet,
+        "thumbnail_url": event_path(hit.event_id) + "/thumbnail" if hit.thumbnail_path else None,
+        "clip_url": event_path(hit.event_id) + "/clip",
+    }
+
+
+class Questions:
+    def __init__(
+        self,
+        settings: ApiSettings,
+        *,
+        memory: Any,
+        embed_texts: Callable[[Sequence[str]], np.ndarray],
+        runner: Runner,
+        compressor_settings: Any,
+        ask_events: int,
+        metrics: Metrics,
+        text_search: TextSearch | None = None,
+    ) -> None:
+        self.settings = settings
+        self.memory = memory
+        self.embed_texts = embed_texts
+        self.runner = runner
+        self.selection = compressor_settings.selection
+        self.ask_events = ask_events
+        self.metrics = metrics
+        self.text_search = text_search
+        self._slot = asyncio.Semaphore(1)
+        self.waiting = 0  # questions queued for the model
+        self.answering = 0
+
+    def clock_of(self, stream_id: str) -> str:
+        info = self.memory.streams().get(stream_id)
+        return "pts" if info is None else str(info.clock)
+
+    # -- search ----------------------------------------------------------------------------------
+
+    def search(self, query: str, scope: Scope, k: int, channels: Sequence[str] | None = None) -> list[Hit]:
+        started = time.perf_counter()
+        hits = self._visual(self.embed_texts([query])[0], scope, k)
+        if self.text_search is not None:
+            hits = self.text_search(query, hits, scope, k, channels)
+        elif channels is not None and "visual" not in channels:
+            hits = []
+        self.metrics.query_latency.labels("search").observe(time.perf_counter() - started)
+        return hits
+
+    def _visual(self, query_embedding: np.ndarray, scope: Scope, k: int) -> list[Hit]:
+        if self.memory.events == 0:
+            return []  # an empty bank has no dimension yet to check the query against
+        return list(self.memory.search(query_embedding, k, scope.streams, scope.since, scope.until))
+
+    # -- ask -------------------------------------------------------------------------------------
+
+    def _context(self, question: str, scope: Scope, k: int) -> tuple[list[Any], list[Hit]]:
+        """Retrieve, load the events' tokens and select under the budget (a worker thread runs this)."""
+        query = self.embed_texts([question])[0]
+        hits = self._visual(query, scope, k)
+        events = [(self.memory.get_event(h.event_id), h.score) for h in hits]
+        is_live = bool(events) and all(e.start_wall_s is not None for e, _ in events)
+        selection = select_tokens(
+            query, events, self.selection.budget_tokens, settings=self.selection, is_live=is_live
+        )
+        chosen = {se.event.event_id for se in selection.events}
+        return context_from_selection(selection), [h for h in hits if h.event_id in chosen]
+
+    async def answer(
+        self, question: str, scope: Scope, *, k: int | None = None, max_new_tokens: int | None = None
+    ) -> AsyncIterator[AnswerPiece | Done]:
+        """Stream the answer: AnswerPiece items, then one Done. Cancelling the consumer stops the
+        model within one decode step."""
+        started = time.perf_counter()
+        if self.waiting >= self.settings.max_pending_answers:
+            raise UnavailableError(
+                f"{self.waiting} questions are waiting for the model "
+                f"(limit {self.settings.max_pending_answers}); try again shortly"
+            )
+        context, cited = await asyncio.to_thread(self._context, question, scope, k or self.ask_events)
+        self.waiting += 1
+        try:
+            await asyncio.wait_for(self._slot.acquire(), self.settings.ask_timeout_s)
+        except TimeoutError:
+            raise UnavailableError(
+                f"the model stayed busy for {self.settings.ask_timeout_s} s; try again shortly"
+            ) from None
+        finally:
+            self.waiting -= 1
+        self.answering += 1
+        try:
+            limit = max_new_tokens or self.settings.ask_max_new_tokens
+            stream = self.runner.stream(question, context, max_new_tokens=limit, started_s=started)
+            try:
+                is_first = True
+                async for piece in stream:
+                    if is_first:
+                        self.metrics.query_latency.labels("ask_first_token").observe(
+                            time.perf_counter() - started
+                        )
+                        is_first = False
+                    yield piece
+            finally:
+                await stream.aclose()
+            assert stream.answer is not None
+            self.metrics.query_latency.labels("ask").observe(time.perf_counter() - started)
+        finally:
+            self.answering -= 1
+            self._slot.release()
+        yield Done(stream.answer, cited)
+
+    async def ask(
+        self, question: str, scope: Scope, *, k: int | None = None, max_new_tokens: int | None = None
+    ) -> Done:
+        done = None
+        async for item in self.answer(question, scope, k=k, max_new_tokens=max_new_tokens):
+            if isinstance(item, Done):
+                done = item
+        assert done is not None
+        return done

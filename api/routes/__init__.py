@@ -1,0 +1,1 @@
+"""HTTP and WebSocket routes: thin functions over the service (api/service.py)."""

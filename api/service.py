@@ -1,0 +1,351 @@
+"""The runtime behind the routes: one `Service`, built from Settings in the app's lifespan and handed
+to routes by typed dependencies (api/deps.py). No module globals.
+
+It opens the memory bank (embedded or configured Redis), the pipeline stages (Ray or local), the
+LLM runner and the alert engine; runs live streams, video jobs and the WebSocket hub; and shuts
+everything down in reverse order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shutil
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from fastapi import UploadFile
+
+from compressor import Event
+from ingest.uris import SourceKind, default_stream_id, parse_source
+from vidsight.settings import Settings
+
+from . import clips
+from .errors import BadRequestError, ConflictError, NotFoundError
+from .jobs import Job, VideoJobs
+from .live import LiveHub
+from .metrics import Metrics
+from .questions import Questions, event_path
+from .redis_conn import connect_redis
+from .security import KeyStore, PathPolicy, RateLimiter, check_url
+from .stages import Stages, make_stages
+from .streams import StreamManager
+
+log = logging.getLogger(__name__)
+
+
+def model_names(settings: Settings) -> dict[str, str]:
+    """Which weights answer: real ids, or the presets built with random weights."""
+    enc, llm = settings.encoder, settings.llm
+    known = ("tiny", "3B", "7B", "so400m")
+    return {
+        "vision_tower": enc.vlm_model
+        if enc.vlm_model not in known
+        else f"qwen2.5-vl-{enc.vlm_model} (random weights)",
+        "retrieval": enc.retrieval_model
+        if enc.retrieval_model not in known
+        else f"siglip-{enc.retrieval_model} (random weights)",
+        "llm": llm.model_id or f"qwen2.5-vl-{llm.model_preset} (random weights)",
+    }
+
+
+class Service:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.api = settings.api
+        self.metrics = Metrics()
+        self.hub = LiveHub(self.api, self.metrics)
+        self.limiter = RateLimiter(self.api.rate_per_s, self.api.rate_burst)
+        roots = self.api.path_roots or [Path(settings.data_dir) / "videos"]
+        self.paths = PathPolicy(roots)
+        self.upload_dir = Path(settings.data_dir) / "uploads"
+        self.models = model_names(settings)
+        self.started_s: float | None = None
+        self.alerts: Any = None
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._stop = threading.Event()
+        self._follower: threading.Thread | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.hub.loop = asyncio.get_running_loop()
+        await asyncio.to_thread(self._open)
+        self.questions = Questions(
+            self.api,
+            memory=self.memory,
+            embed_texts=self.embed_texts,
+            runner=self.runner,
+            compressor_settings=self.settings.compressor,
+            ask_events=self.settings.llm.ask_events,
+            metrics=self.metrics,
+        )
+        await self._start_alerts()
+        self._tasks.append(asyncio.create_task(self._push_health()))
+        self._follower = threading.Thread(target=self._follow_events, name="event-follower", daemon=True)
+        self._follower.start()
+        self.metrics.watch(self.stream_snapshots, self.queue_depths)
+        self.started_s = time.time()
+        log.info("vidsight service ready (pipeline=%s, models=%s)", self.stages.kind, self.models)
+
+    def _open(self) -> None:
+        from llm import Runner
+        from memory import MemoryBank
+
+        s = self.settings
+        for folder in (Path(s.data_dir) / "videos", self.upload_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+        self.memory = MemoryBank(s.memory, data_dir=s.data_dir, redis_url=s.redis_url)
+        self.redis = connect_redis(self.memory.redis.where, is_socket=s.redis_url is None)
+        self.keys = KeyStore(self.redis, self.api.keys_prefix)
+        self.stages: Stages = make_stages(self.api.pipeline, s.encoder, s.ray_address)
+        self.runner = Runner(s.llm)
+        self.streams = StreamManager(
+            self.stages,
+            s.ingest,
+            s.compressor,
+            self.store_event,
+            max_streams=self.api.max_streams,
+            batch_frames=self.api.live_batch_frames,
+            poll_s=self.api.live_poll_s,
+        )
+        self.jobs = VideoJobs(
+            self.stages,
+            s.ingest,
+            s.compressor,
+            self.store_event,
+            self._register_recorded,
+            self.redis,
+            max_jobs=self.api.max_jobs,
+            redis_key=s.memory.redis_key_prefix + "jobs",
+        )
+
+    async def _start_alerts(self) -> None:
+        """The alert engine (api/alerts) when configured; its messages go to /v1/live clients."""
+        return None
+
+    async def stop(self) -> None:
+        """Graceful: stop taking work, flush open events of live streams, finish or cancel jobs, close
+        the bank (snapshot) last."""
+        self._stop.set()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.alerts is not None:
+            with contextlib.suppress(Exception):
+                await self.alerts.stop()
+        await asyncio.to_thread(self._close)
+
+    def _close(self) -> None:
+        for name in ("streams", "jobs"):
+            part = getattr(self, name, None)
+            if part is not None:
+                part.close()
+        if self._follower is not None:
+            self._follower.join(5.0)
+        for name in ("stages",):
+            part = getattr(self, name, None)
+            if part is not None:
+                part.close()
+        memory = getattr(self, "memory", None)
+        if memory is not None:
+            memory.close()
+
+    # -- events ----------------------------------------------------------------------------------
+
+    def store_event(self, event: Event) -> None:
+        """Where every closed event goes (called from stream and job threads)."""
+        self.memory.add(event)
+        self.metrics.events_stored.labels(event.stream_id).inc()
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        return self.stages.embed_texts(texts)
+
+    def _follow_events(self) -> None:
+        """Push new events of any writer (this server, `vidsight ingest`) to /v1/live clients."""
+        last_id = "$"
+        while not self._stop.is_set():
+            try:
+                entries = self.memory.follow(last_id, block_ms=500, count=200)
+            except Exception as exc:  # Redis away: health says so; keep trying
+                log.debug("event follower: %s", exc)
+                self._stop.wait(1.0)
+                continue
+            for entry in entries:
+                last_id = entry.entry_id
+                if entry.op != "add":
+                    continue
+                self.hub.broadcast_threadsafe(
+                    "events",
+                    {
+                        "type": "event",
+                        "event_id": entry.event_id,
+                        "stream_id": entry.stream_id,
+                        "start_pts_s": entry.start_pts_s,
+                        "end_pts_s": entry.end_pts_s,
+                        "start_wall_s": entry.start_wall_s,
+                        "end_wall_s": entry.end_wall_s,
+                        "thumbnail_url": event_path(entry.event_id) + "/thumbnail",
+                    },
+                )
+
+    async def _push_health(self) -> None:
+        while True:
+            await asyncio.sleep(self.api.health_push_interval_s)
+            snapshots = self.stream_snapshots()
+            if snapshots:
+                self.hub.broadcast("stream_health", {"type": "stream_health", "streams": snapshots})
+                await asyncio.to_thread(self._publish_health, snapshots)
+
+    def _publish_health(self, snapshots: list[dict[str, Any]]) -> None:
+        for snap in snapshots:
+            try:
+                self.memory.set_stream_health(snap["stream_id"], snap)
+            except Exception as exc:  # health is advisory; never fail a stream over it
+                log.debug("stream health for %s not published: %s", snap["stream_id"], exc)
+
+    # -- streams ---------------------------------------------------------------------------------
+
+    def add_live_stream(
+        self, url: str, stream_id: str | None, fps: float | None, max_side_px: int | None
+    ) -> dict[str, Any]:
+        """Check the URL against the allow-lists, register the stream (wall clock) and start it."""
+        url = check_url(url, self.api.allowed_url_schemes)
+        spec = parse_source(url, allowed_schemes=self.settings.ingest.allowed_schemes)
+        if spec.kind not in (SourceKind.RTSP, SourceKind.HLS):
+            raise BadRequestError(
+                f"{url!r} is not a live stream (RTSP or HLS); add files with POST /v1/videos"
+            )
+        stream_id = stream_id or default_stream_id(url)
+        info = self.memory.streams().get(stream_id)
+        if info is not None and info.clock != "wall":
+            raise ConflictError(f"stream id {stream_id!r} belongs to a recorded video; pick another id")
+        self.memory.register_stream(stream_id, "wall", {"kind": "live", "source": url, "active": True})
+        return self.streams.add(stream_id, url, fps=fps, max_side_px=max_side_px).snapshot()
+
+    # -- videos ----------------------------------------------------------------------------------
+
+    def submit_video(
+        self, path: str | None, url: str | None, stream_id: str | None, fps: float | None
+    ) -> Job:
+        if path is not None:
+            source = str(self.paths.resolve(path))
+        else:
+            allowed = [s for s in self.api.allowed_url_schemes if s in ("http", "https")]
+            source = check_url(str(url), allowed)
+        return self.jobs.submit(source, stream_id or default_stream_id(source), fps)
+
+    async def submit_upload(self, upload: UploadFile, stream_id: str | None, fps: float | None) -> Job:
+        name = Path(upload.filename or "upload.mp4").name
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[-100:] or "upload.mp4"
+        target = self.upload_dir / f"{uuid.uuid4().hex[:12]}-{safe}"
+        await asyncio.to_thread(_copy_upload, upload.file, target)
+        return self.jobs.submit(str(target), stream_id or default_stream_id(safe), fps)
+
+    def remove_stream(self, stream_id: str, delete_events: bool) -> None:
+        is_live = self.streams.has(stream_id)
+        info = self.memory.streams().get(stream_id)
+        if not is_live and info is None:
+            raise NotFoundError(f"no stream {stream_id!r}")
+        if is_live:
+            self.streams.remove(stream_id)
+        if delete_events and info is not None:
+            self.memory.remove_stream(stream_id)
+        elif info is not None and info.clock == "wall":
+            self.memory.register_stream(stream_id, "wall", {**info.options, "active": False})
+
+    def stream_snapshots(self) -> list[dict[str, Any]]:
+        return self.streams.snapshots() if hasattr(self, "streams") else []
+
+    def all_streams(self) -> list[dict[str, Any]]:
+        live = {s["stream_id"]: s for s in self.stream_snapshots()}
+        rows = list(live.values())
+        for stream_id, info in sorted(self.memory.streams().items()):
+            if stream_id in live:
+                continue
+            options = info.options or {}
+            rows.append(
+                {
+                    "stream_id": stream_id,
+                    "kind": "live" if info.clock == "wall" else "file",
+                    "source": str(options.get("source", "")),
+                    "state": "stopped" if info.clock == "wall" else "recorded",
+                    "created_s": info.created_wall_s,
+                }
+            )
+        return rows
+
+    def stream(self, stream_id: str) -> dict[str, Any]:
+        for row in self.all_streams():
+            if row["stream_id"] == stream_id:
+                return row
+        raise NotFoundError(f"no stream {stream_id!r}")
+
+    def _register_recorded(self, stream_id: str, source: str) -> None:
+        info = self.memory.streams().get(stream_id)
+        if info is not None and info.clock != "pts":
+            raise ConflictError(f"stream id {stream_id!r} belongs to a live stream; pick another id")
+        self.memory.register_stream(stream_id, "pts", {"kind": "file", "source": source})
+
+    # -- events, thumbnails, clips ------------------------------------------------------------------
+
+    def event(self, event_id: str) -> tuple[Event, bool]:
+        """(event, pinned)."""
+        event = self.memory.get_event(event_id)
+        row = self.memory.writer_for(event.stream_id).event_row(event_id)
+        return event, bool(row.pinned)
+
+    def thumbnail(self, event_id: str, index: int) -> bytes:
+        event = self.memory.get_event(event_id)
+        if not 0 <= index < len(event.thumbnails):
+            raise NotFoundError(
+                f"event {event_id!r} has {len(event.thumbnails)} thumbnails; asked for #{index}"
+            )
+        return event.thumbnails[index]
+
+    def clip(self, event_id: str) -> tuple[bytes, str]:
+        """(MP4 bytes, how it was made: "recorded" or "keyframes")."""
+        event = self.memory.get_event(event_id)
+        info = self.memory.streams().get(event.stream_id)
+        source = str((info.options or {}).get("source", "")) if info is not None else ""
+        if info is not None and info.clock == "pts" and source:
+            tail_s = 1.0 / self.settings.ingest.sample_fps
+            data = clips.cut_recorded(
+                source, event.start_pts_s, event.end_pts_s + tail_s, max_s=self.api.max_clip_s
+            )
+            return data, "recorded"
+        return clips.keyframe_clip(event.thumbnails, event.duration_s), "keyframes"
+
+    # -- health ----------------------------------------------------------------------------------
+
+    def queue_depths(self) -> dict[str, int]:
+        depths = {"answers_waiting": self.questions.waiting, "ws_outgoing": self.hub.queued()}
+        depths["video_jobs_queued"] = self.jobs.queued()
+        for snap in self.stream_snapshots():
+            depths[f"live_frames:{snap['stream_id']}"] = int(snap.get("queue_frames") or 0)
+        return depths
+
+    def readiness(self) -> dict[str, str]:
+        checks: dict[str, str] = {}
+        try:
+            health = self.memory.health()
+            checks["memory"] = health.state
+            checks["redis"] = health.redis.state
+        except Exception as exc:
+            checks["memory"] = f"error: {exc}"
+        checks["pipeline"] = self.stages.kind
+        checks["llm"] = "ok" if self.runner is not None else "missing"
+        checks["alerts"] = "ok" if self.alerts is not None else "off"
+        return checks
+
+
+def _copy_upload(source: Any, target: Path) -> None:
+    source.seek(0)
+    with open(target, "wb") as out:
+        shutil.copyfileobj(source, out, length=1 << 20)
