@@ -107,6 +107,7 @@ class _Plan(NamedTuple):
     full_attention: Attention
     window_perm: torch.Tensor  # [units] long
     inverse_perm: torch.Tensor  # [units] long
+    step: Any  # block_step, or its compiled form for shapes prepared by compile_plan
 
 
 class FastQwenTower:
@@ -129,7 +130,7 @@ class FastQwenTower:
         self.eps = float(visual.blocks[0].norm1.variance_epsilon)
         self.use_varlen = use_varlen
         self.blocks = [_block_weights(b) for b in visual.blocks]
-        self.step: Any = block_step  # warmup() may swap in a compiled step
+        self._compiled_step: Any = None
         self._plans: dict[tuple[int, int, int], _Plan] = {}
 
     @property
@@ -158,7 +159,23 @@ class FastQwenTower:
             full_attention=segment_attention([layout.patches] * grids, self.scale, device, use_varlen=False),
             window_perm=layout.window_perm.to(device),
             inverse_perm=layout.inverse_perm.to(device),
+            step=block_step,
         )
+
+    def compile_plan(self, grids: int, grid_hw: tuple[int, int]) -> None:
+        """Use torch.compile'd blocks for this batch shape only.
+
+        Shapes are static (one compile per shape and attention kind, about 10 s for the 7B tower),
+        so other shapes keep the eager step instead of recompiling in the middle of a stream.
+        """
+        if self._compiled_step is None:
+            self._compiled_step = torch.compile(block_step, dynamic=False)
+        key = (grids, *grid_hw)
+        self._plans[key] = self.plan(grids, grid_hw)._replace(step=self._compiled_step)
+
+    def uncompile_plan(self, grids: int, grid_hw: tuple[int, int]) -> None:
+        key = (grids, *grid_hw)
+        self._plans[key] = self.plan(grids, grid_hw)._replace(step=block_step)
 
     def forward(self, pixel_values: torch.Tensor, grids: int, grid_hw: tuple[int, int]) -> torch.Tensor:
         """pixel_values [G * P, patch_dim] -> merged tokens [G, units, D_llm], processor order."""
@@ -166,7 +183,7 @@ class FastQwenTower:
         x = self._window_order(self._embed(pixel_values), grids, plan.window_perm)
         for index, weights in enumerate(self.blocks):
             attend = plan.full_attention if index in self.full_blocks else plan.window_attention
-            x = self.step(x, weights, plan.cos, plan.sin, attend, self.heads, self.eps)
+            x = plan.step(x, weights, plan.cos, plan.sin, attend, self.heads, self.eps)
         merged = self.visual.merger(x).view(grids, plan.layout.window_perm.numel(), -1)
         return merged[:, plan.inverse_perm]
 

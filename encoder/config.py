@@ -62,7 +62,9 @@ class EncoderSettings(BaseModel):
         True, description="On CUDA, replay a captured graph for batch shapes seen in warmup()."
     )
     compile_blocks: bool = Field(
-        False, description="torch.compile the tower's block step in warmup() (CUDA; adds compile time)."
+        True,
+        description="torch.compile the tower's blocks for the batch shapes given to warmup() (CUDA only; "
+        "about 10 s per shape).",
     )
     max_batch_frames: int = Field(
         64, ge=1, le=4096, description="BatchingEncoder: most frames encoded in one model call."

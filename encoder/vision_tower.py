@@ -16,7 +16,7 @@ import torch
 
 from ._device import build_seeded, resolve_device, resolve_dtype
 from ._qwen_cuda_graph import GraphCache
-from ._qwen_fast import FastQwenTower, block_step
+from ._qwen_fast import FastQwenTower
 from .config import EncoderSettings
 from .errors import ModelLoadError
 from .qwen_preprocess import PatchLayout, preprocess, preprocess_pairs
@@ -192,17 +192,25 @@ class VisionTower:
     def warmup(self, grids: int | None = None, grid_hw: tuple[int, int] | None = None) -> None:
         """Build the tables, compile (if asked) and capture a CUDA graph for this batch shape.
 
-        Defaults: `max_grids_per_call` grids of the fixed size (or 448x448 pixels).
+        Defaults: `max_grids_per_call` grids of the fixed size (or 448x448 pixels). Call it once
+        per batch shape to prepare; other shapes run the eager fast path. A compile that fails
+        falls back to eager with a warning.
         """
         grids = grids or self.max_grids_per_call
         if grid_hw is None:
             height, width = self.layout.fixed_hw_px or (448, 448)
             grid_hw = (height // self.layout.patch_size, width // self.layout.patch_size)
         pixel_values = torch.zeros(grids * grid_hw[0] * grid_hw[1], self.layout.patch_dim, device=self.device)
-        if self.settings.compile_blocks and self.device.type == "cuda":
-            self._fast.step = torch.compile(block_step, dynamic=False)
+        is_cuda = self.device.type == "cuda"
+        if self.settings.use_fast_attention and self.settings.compile_blocks and is_cuda:
+            self._fast.compile_plan(grids, grid_hw)
+            try:
+                self.forward_grids(pixel_values, grids, grid_hw)
+            except Exception as exc:  # inductor/triton failures vary by host; eager is always there
+                log.warning("torch.compile of the vision tower failed, running eager: %s", exc)
+                self._fast.uncompile_plan(grids, grid_hw)
         for _ in range(2):
             self.forward_grids(pixel_values, grids, grid_hw)
-        if self.settings.use_fast_attention and self.settings.use_cuda_graphs and self.device.type == "cuda":
+        if self.settings.use_fast_attention and self.settings.use_cuda_graphs and is_cuda:
             self._graphs.capture(pixel_values, grids, grid_hw)
         log.info("vision tower warm for %d grids of %s patches", grids, grid_hw)

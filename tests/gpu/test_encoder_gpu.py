@@ -47,7 +47,7 @@ def test_fast_tower_equals_stock_in_bf16(tower: VisionTower, height: int, width:
 
 
 def test_cuda_graph_replay_equals_eager(tower: VisionTower) -> None:
-    graphed = VisionTower.from_module(tower.visual, SETTINGS)
+    graphed = VisionTower.from_module(tower.visual, SETTINGS.model_copy(update={"compile_blocks": False}))
     pixel_values, grid_thw = tower.preprocess(_frames(4, 448, 448, seed=1))
     t, gh, gw = grid_thw[0].tolist()
     graphed.warmup(t, (gh, gw))
@@ -57,6 +57,16 @@ def test_cuda_graph_replay_equals_eager(tower: VisionTower) -> None:
     other, _ = tower.preprocess(_frames(4, 448, 448, seed=2))
     graphed.forward_grids(other, t, (gh, gw))  # a replay in between must not change the first result
     assert torch.allclose(first, eager, atol=1e-3, rtol=1e-3)
+
+
+def test_compiled_and_graphed_tower_equals_stock_in_bf16(tower: VisionTower) -> None:
+    warmed = VisionTower.from_module(tower.visual, SETTINGS)  # compile_blocks and CUDA graphs on
+    pixel_values, grid_thw = tower.preprocess(_frames(4, 448, 448, seed=4))
+    t, gh, gw = grid_thw[0].tolist()
+    warmed.warmup(t, (gh, gw))
+    _assert_bf16_close(
+        warmed.forward_grids(pixel_values, t, (gh, gw)), tower.stock_forward(pixel_values, t, (gh, gw))
+    )
 
 
 @pytest.mark.skipif(not has_varlen(), reason="torch without nn.attention.varlen")
