@@ -100,6 +100,20 @@ _STATUS_OF = {  # errors of other packages, by class name (no import of their in
     "PromptError": 400,
     "ContextOverflowError": 400,
     "ModelLoadError": 503,
+    "AlertNotFoundError": 404,
+    "InvalidAlertError": 422,
+    "AlertStoreError": 503,
+    "EngineStateError": 503,
+}
+
+
+_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    422: "unprocessable",
+    503: "unavailable",
+    504: "timeout",
+    507: "insufficient_storage",
 }
 
 
@@ -137,15 +151,35 @@ def _add_error_handlers(app: FastAPI) -> None:
         )
         return error_response(exc.status_code, code, str(exc.detail), dict(exc.headers or {}))
 
+    async def domain_error(_request: Request, exc: Exception) -> JSONResponse:
+        status = _status_for(exc) or 400
+        return error_response(status, _CODES.get(status, "error"), str(exc))
+
+    for cls in _domain_errors():
+        app.add_exception_handler(cls, domain_error)
+
     @app.exception_handler(Exception)
     async def anything(request: Request, exc: Exception) -> JSONResponse:
-        status = _status_for(exc)
-        if status is not None:
-            return error_response(status, type(exc).__name__, str(exc))
-        if isinstance(exc, ValueError):
-            return error_response(400, "bad_request", str(exc))
         log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
         return error_response(500, "internal", "internal error; the server log has the details")
+
+
+def _domain_errors() -> list[type[Exception]]:
+    """The error bases of the stages: expected failures with messages meant for the caller."""
+    from compressor import CompressorError
+    from encoder import EncoderError
+    from ingest import IngestError
+    from llm import LLMError
+    from memory import MemoryBankError
+
+    bases: list[type[Exception]] = [CompressorError, EncoderError, IngestError, LLMError, MemoryBankError]
+    try:
+        from .alerts import AlertError
+
+        bases.append(AlertError)
+    except ImportError:
+        pass
+    return bases
 
 
 # -- request bodies -------------------------------------------------------------------------------

@@ -10,9 +10,13 @@ from typing import Any
 import redis
 
 
-def connect_redis(where: str, *, is_socket: bool) -> redis.Redis:
+def connect_redis(where: str, *, is_socket: bool, decode: bool = True) -> redis.Redis:
     """`where`: a redis:// URL, or the unix socket path of the embedded server."""
-    kwargs: dict[str, Any] = {"decode_responses": True, "socket_timeout": 5.0, "socket_connect_timeout": 2.0}
+    kwargs: dict[str, Any] = {
+        "decode_responses": decode,
+        "socket_timeout": 5.0,
+        "socket_connect_timeout": 2.0,
+    }
     if is_socket:
         return redis.Redis(unix_socket_path=where, **kwargs)
     return redis.Redis.from_url(where, **kwargs)

@@ -342,3 +342,16 @@ class LiveSubscribe(Strict):
 
 
 LiveClientMessage = Annotated[LiveAsk | LiveCancel | LiveSubscribe, Field(discriminator="type")]
+
+
+# --------------------------------------------------------------------------------------- alerts
+
+
+class BacktestRequest(Scope):
+    """Which recorded footage a backtest runs over (each stream on its own clock)."""
+
+
+class AlertBacktestRequest(BacktestRequest):
+    alert: dict[str, Any] = Field(
+        ..., description="An alert definition (as for POST /v1/alerts), not stored."
+    )

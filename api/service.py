@@ -27,14 +27,14 @@ from ingest.uris import SourceKind, default_stream_id, parse_source
 from vidsight.settings import Settings
 
 from . import clips
-from .errors import BadRequestError, ConflictError, NotFoundError
+from .errors import BadRequestError, ConflictError, NotFoundError, UnavailableError
 from .jobs import Job, VideoJobs
 from .live import LiveHub
 from .metrics import Metrics
 from .questions import Questions, event_path
 from .redis_conn import connect_redis
 from .security import KeyStore, PathPolicy, RateLimiter, check_url
-from .stages import Stages, make_stages
+from .stages import Stages, TextEncoder, make_stages
 from .streams import StreamManager
 
 log = logging.getLogger(__name__)
@@ -127,8 +127,52 @@ class Service:
         )
 
     async def _start_alerts(self) -> None:
-        """The alert engine (api/alerts) when configured; its messages go to /v1/live clients."""
-        return None
+        """The alert engine (api/alerts): it follows the bank's new events on its own; its WebSocket
+        messages go to /v1/live clients as `alert`."""
+        from .alerts import AlertEngine, AlertSettings, LLMVerifier
+
+        settings: AlertSettings = getattr(self.settings, "alerts", None) or AlertSettings()
+        if not settings.enabled:
+            return
+        from encoder.text import TextEmbedder
+        from encoder.text.config import IndexSettings
+
+        text = getattr(self.settings, "text", None)
+        passages = TextEmbedder(getattr(text, "index", None) or IndexSettings())  # loads on first use
+        where = self.memory.redis.where
+        client = connect_redis(where, is_socket=self.settings.redis_url is None, decode=False)
+        encoder = await asyncio.to_thread(TextEncoder, self.stages)
+        self.alerts = AlertEngine(
+            settings,
+            redis=client,
+            memory=self.memory,
+            embed_text=encoder,
+            embed_passage=passages,
+            verifier=LLMVerifier(self.runner, settings.verify),
+        )
+        await self.alerts.start()
+        self._tasks.append(asyncio.create_task(self._relay_alerts(self.alerts.subscribe())))
+
+    async def _relay_alerts(self, subscription: Any) -> None:
+        async with subscription:
+            async for message in subscription:
+                firing = message.after or message.before
+                self.hub.broadcast(
+                    "alerts",
+                    {
+                        "type": "alert",
+                        "kind": message.type,
+                        "alert_id": message.alert_id,
+                        "alert_name": message.alert_name,
+                        "dropped": message.dropped,
+                        "firing": None if firing is None else firing.model_dump(mode="json"),
+                    },
+                )
+
+    def alert_engine(self) -> Any:
+        if self.alerts is None:
+            raise UnavailableError("alerts are disabled on this server (alerts.enabled=false)")
+        return self.alerts
 
     async def stop(self) -> None:
         """Graceful: stop taking work, flush open events of live streams, finish or cancel jobs, close

@@ -39,6 +39,8 @@ class Stages(Protocol):
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray: ...
 
+    def retrieval_logit(self) -> tuple[float, float]: ...
+
     def open_live(
         self, uri: str, stream_id: str, fps: float | None, settings: IngestSettings, max_side_px: int | None
     ) -> LiveHandle: ...
@@ -64,6 +66,10 @@ class LocalStages:
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         return self.batcher.encoder.retrieval.embed_texts(list(texts))
 
+    def retrieval_logit(self) -> tuple[float, float]:
+        retrieval = self.batcher.encoder.retrieval
+        return float(retrieval.logit_scale), float(retrieval.logit_bias)
+
     def open_live(
         self, uri: str, stream_id: str, fps: float | None, settings: IngestSettings, max_side_px: int | None
     ) -> LiveHandle:
@@ -80,9 +86,7 @@ class LocalStages:
         return "threads"
 
     def close(self) -> None:
-        close = getattr(self.batcher, "close", None)
-        if close is not None:
-            close()
+        self.batcher.close()
 
 
 class _BatcherEncoder:
@@ -139,6 +143,15 @@ class RayStages:
 
         return np.asarray(ray.get(self.actor.embed_texts.remote(list(texts))))
 
+    def retrieval_logit(self) -> tuple[float, float]:
+        import ray
+
+        def read(actor: Any) -> tuple[float, float]:
+            retrieval = actor.batcher.encoder.retrieval
+            return float(retrieval.logit_scale), float(retrieval.logit_bias)
+
+        return tuple(ray.get(self.actor.__ray_call__.remote(read)))  # type: ignore[return-value]
+
     def open_live(
         self, uri: str, stream_id: str, fps: float | None, settings: IngestSettings, max_side_px: int | None
     ) -> LiveHandle:
@@ -185,6 +198,17 @@ class _RayLive:
             ray.get(self.actor.close.remote(), timeout=10)
         finally:
             ray.kill(self.actor)
+
+
+class TextEncoder:
+    """The retrieval encoder's text side as the alert scorer sees it (wherever the model lives)."""
+
+    def __init__(self, stages: Stages) -> None:
+        self._stages = stages
+        self.logit_scale, self.logit_bias = stages.retrieval_logit()
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        return self._stages.embed_texts(texts)
 
 
 def make_stages(kind: str, settings: EncoderSettings, ray_address: str | None) -> Stages:
