@@ -2,7 +2,8 @@
 applies an operation at most once, and each publishes to the event stream in the same atomic step
 as its metadata change: an event is in the stream exactly when its hash was created.
 
-Every script moves the shard's watermark (the highest log position Redis has applied) forward.
+Every script moves the shard's watermark (the highest log position Redis has applied) forward and
+returns the watermark it found: one below what the bank knows it applied means Redis lost data.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ local function bump(lsn_arg)
   local lsn = tonumber(lsn_arg)
   local w = tonumber(redis.call('GET', KEYS[4]) or '0')
   if lsn > w then redis.call('SET', KEYS[4], lsn_arg) end
+  return w
 end
 """
 
@@ -21,7 +23,7 @@ end
 ADD = (
     _BUMP
     + """
-if redis.call('EXISTS', KEYS[1]) == 1 then bump(ARGV[3]) return 0 end
+if redis.call('EXISTS', KEYS[1]) == 1 then return bump(ARGV[3]) end
 redis.call('HSET', KEYS[1], unpack(ARGV, 12))
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
 if ARGV[6] == '1' then redis.call('SADD', KEYS[5], ARGV[1]) end
@@ -31,8 +33,7 @@ if ARGV[5] == '1' then
     'end_wall_s', ARGV[11])
   redis.call('HSET', KEYS[1], 'entry_id', id)
 end
-bump(ARGV[3])
-return 1
+return bump(ARGV[3])
 """
 )
 
@@ -48,8 +49,7 @@ if existed == 1 and ARGV[4] == '1' then
   redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], '*', 'op', 'delete', 'event_id', ARGV[1],
     'stream_id', ARGV[5])
 end
-bump(ARGV[2])
-return existed
+return bump(ARGV[2])
 """
 )
 
@@ -72,8 +72,7 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
       'stream_id', ARGV[5])
   end
 end
-bump(ARGV[2])
-return changed
+return bump(ARGV[2])
 """
 )
 

@@ -177,6 +177,10 @@ class MemoryBank:
         """New-event entries after last_id (see RedisStore.follow)."""
         return self.redis.follow(last_id, block_ms, count)
 
+    def flush_redis(self) -> bool:
+        """Try to catch Redis up now; True when it holds every change of every shard."""
+        return all([w.flush_redis() for w in self.writers])
+
     def snapshot(self) -> None:
         for writer in self.writers:
             writer.snapshot()

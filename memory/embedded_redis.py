@@ -43,6 +43,13 @@ class EmbeddedRedis:
     def socket_path(self) -> str:
         return str(self._server.socket_file)  # type: ignore[union-attr, attr-defined]
 
+    @property
+    def pid(self) -> int | None:
+        try:
+            return int(Path(self._server.pidfile).read_text())  # type: ignore[union-attr, attr-defined]
+        except (AttributeError, OSError, ValueError, TypeError):
+            return None
+
     def is_running(self) -> bool:
         try:
             return bool(self._server is not None and self._server._is_redis_running())

@@ -96,6 +96,11 @@ class RedisStore:
         return redis.Redis.from_url(self.url, **kwargs)  # type: ignore[arg-type]
 
     @property
+    def embedded(self) -> EmbeddedRedis | None:
+        """The private server when no URL was given."""
+        return self._embedded
+
+    @property
     def where(self) -> str:
         return self._embedded.socket_path if self._embedded is not None else str(self.url)
 
@@ -114,13 +119,14 @@ class RedisStore:
         try:
             result = fn(self._client)
         except _RETRIED as exc:
+            message = f"Redis at {self.where} unreachable during {what}: {exc}"
             with self._lock:
                 self._failures += 1
-                self._last_error = f"{type(exc).__name__}: {exc}"
+                self._last_error = message
             if self._embedded is not None and self._embedded.ensure_running():
                 self._client = self._connect()
                 self._scripts = {n: self._client.register_script(s.script) for n, s in self._scripts.items()}
-            raise StoreUnavailableError(f"Redis at {self.where} unreachable during {what}: {exc}") from exc
+            raise StoreUnavailableError(message) from exc
         if self._failures:
             log.warning("Redis at %s is back after %d failed calls", self.where, self._failures)
             with self._lock:
@@ -162,18 +168,19 @@ class RedisStore:
         return f"{self.prefix}pinned"
 
     # --- event state ----------------------------------------------------------------------------
-    def apply(self, ops: Sequence[RedisOp]) -> None:
-        """Apply ops in order in one pipeline. Safe to repeat (the scripts are idempotent)."""
+    def apply(self, ops: Sequence[RedisOp]) -> list[int]:
+        """Apply ops in order in one pipeline; returns the shard watermark each op found. Safe to
+        repeat (the scripts are idempotent)."""
         if not ops:
-            return
+            return []
 
-        def run(client: redis.Redis) -> None:
+        def run(client: redis.Redis) -> list[int]:
             pipe = client.pipeline(transaction=False)
             for op in ops:
                 self._queue(pipe, op)
-            pipe.execute()
+            return [int(w) for w in pipe.execute()]
 
-        self.call(f"{len(ops)} event updates", run)
+        return self.call(f"{len(ops)} event updates", run)
 
     def _queue(self, pipe: Any, op: RedisOp) -> None:
         maxlen, publish = str(self.settings.event_stream_maxlen), "1" if op.publish else "0"

@@ -66,7 +66,9 @@ class RedisSync:
                 self._check = False
             while self.pending:
                 chunk = [self.pending[i] for i in range(min(_CHUNK, len(self.pending)))]
-                self.redis.apply(chunk)
+                found = self.redis.apply(chunk)
+                if found[0] < self._floor:  # restarted empty between two calls, without an error
+                    self._resync(rows(), found[0])
                 for _ in chunk:
                     self.pending.popleft()
                 self._floor = max(self._floor, chunk[-1].lsn)

@@ -325,10 +325,22 @@ class MemoryWriter:
         self.sync.pending.extend(ops)
         return self._flush_redis()
 
+    def flush_redis(self) -> bool:
+        """Try to catch Redis up now (it is also tried after every change and by the maintenance
+        thread); True when Redis holds everything."""
+        with self._mutate:
+            self._check_open()
+            return self._flush_redis()
+
     def _flush_redis(self) -> bool:
+        resyncs = self.sync.resyncs
         ok = self.sync.flush(lambda: self.mem.rows())
+        if self.sync.resyncs != resyncs:
+            self.registry.refresh()  # a Redis that lost events lost the registry too
         if not ok:
             self.last_error = self.sync.last_error
+        elif self.last_error.startswith("Redis"):  # the outage is over
+            self.last_error = ""
         return ok
 
     # --- reads -------------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ def make_event(
     thumbnails: int = 1,
     embedding: np.ndarray | None = None,
     event_id: str | None = None,
+    grids: int = 2,
 ) -> Event:
     rng = rng or np.random.default_rng(i)
     start = float(i) if start_s is None else start_s
@@ -43,7 +44,7 @@ def make_event(
         positions=rng.integers(0, 50, (tokens, 3)).astype(np.int32),
         counts=rng.integers(1, 4, tokens).astype(np.int32),
         grid_t0=i,
-        grid_pts_s=np.array([start, start + duration_s / 2]),
+        grid_pts_s=start + np.arange(grids) * duration_s / max(grids, 1),
         grid_hw=(2, 2),
         stats=EventStats(frames=4, grids=2, tokens_in=8, tokens_kept=tokens),
         thumbnails=[b"\xff\xd8\xff" + bytes([i % 256]) * 10 for _ in range(thumbnails)],
