@@ -59,6 +59,14 @@ class LLMVerifier:
         self.settings = settings
 
     def verify(self, event: Event, query: str, cancel: threading.Event) -> VerifierResult:
+        import torch
+
+        # Both calls under inference mode: the runner pools its decoders, and one made inside
+        # inference mode (choose_option) cannot be updated in place outside it (answer).
+        with torch.inference_mode():
+            return self._verify(event, query, cancel)
+
+    def _verify(self, event: Event, query: str, cancel: threading.Event) -> VerifierResult:
         from llm import ContextEvent
 
         context = [ContextEvent(event, evenly_spaced(event.tokens.shape[0], self.settings.max_visual_tokens))]
