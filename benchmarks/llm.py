@@ -387,6 +387,24 @@ def our_engine_on_baseline(runner: Any, event: Event) -> float:
     return ttft
 
 
+def decode_by_mode(runner: Any, context: list[Any], new_tokens: int) -> dict[str, float | None]:
+    """Decode tokens/s of the other decode modes on the same model and a short prompt."""
+    from llm import Runner
+
+    speeds: dict[str, float | None] = {}
+    for mode in ("cudagraph", "none"):
+        if runner.device.type != "cuda" and mode == "cudagraph":
+            continue
+        other = Runner(
+            runner.settings.model_copy(update={"compile_decode": mode}),
+            model=runner.model,
+            tokenizer=runner.tokenizer,
+        )
+        answer = other.answer("Describe it.", context, max_new_tokens=new_tokens)
+        speeds[f"{other.decode_mode}_tok_s"] = round(answer.decode_tok_s, 1) if answer.decode_tok_s else None
+    return speeds
+
+
 def _peak_gib(device: torch.device) -> float | None:
     if device.type != "cuda":
         return None
@@ -476,6 +494,11 @@ def run(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
         )
         yield {"bench": "llm", "stage": "variant", **variants[-1]}
 
+    from llm import ContextEvent
+
+    other_modes = decode_by_mode(runner, [ContextEvent.whole(e) for e in live], plan.baseline_new_tokens)
+    yield {"bench": "llm", "stage": "decode_modes", **other_modes}
+
     base_event = baseline_event(events)
     stock_baseline(runner, base_event, 2)  # warm-up of the stock path
     _peak_gib(runner.device)
@@ -520,6 +543,7 @@ def run(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
         "search": "exact inner product, torch on the model's device (faiss not used)",
         "question_tokenizer": question_tokenizer,
         "decode_mode": runner.decode_mode,
+        "other_decode_modes": other_modes,
         "baseline": "stock transformers forward + DynamicCache, SDPA, one call per token",
         "peak_gib": {"ours": ours_peak, "baseline": base_peak},
         "machine": machine(),

@@ -107,21 +107,22 @@ class TextEngine(nn.Module):
         kept = past + q - start
         for i, layer in enumerate(self.layers):
             attn = layer.self_attn
+            k_cache, v_cache = cache.k[i], cache.v[i]
             h = layer.input_layernorm(x)
             qs, ks, vs = self._qkv(attn, h, cos, sin)
-            cache.k[i, :, :, past : past + q] = ks
-            cache.v[i, :, :, past : past + q] = vs
-            out = self._attend(qs, cache.k[i, :, :, : past + q], cache.v[i, :, :, : past + q], past)
+            k_cache[:, :, past : past + q] = ks
+            v_cache[:, :, past : past + q] = vs
+            out = self._attend(qs, k_cache[:, :, : past + q], v_cache[:, :, : past + q], past)
             x = x + attn.o_proj(out.transpose(1, 2).reshape(1, q, -1))
             x = x + layer.mlp(layer.post_attention_layernorm(x))
             if keep is None:
                 continue
-            region_k = cache.k[i, :, :, start : past + q]
+            region_k = k_cache[:, :, start : past + q]
             rows = keep(i, region_k, qs)
             if rows is not None:
                 kept = int(rows.shape[0])
-                cache.k[i, :, :, start : start + kept] = region_k[:, :, rows]
-                cache.v[i, :, :, start : start + kept] = cache.v[i, :, :, start : past + q][:, :, rows]
+                k_cache[:, :, start : start + kept] = region_k[:, :, rows]
+                v_cache[:, :, start : start + kept] = v_cache[:, :, start : past + q][:, :, rows]
         cache.length = start + kept
         return x[:, -1], kept
 
@@ -157,20 +158,21 @@ class TextEngine(nn.Module):
         token: torch.Tensor,
         position: torch.Tensor,
         slot: torch.Tensor,
-        k: torch.Tensor,
-        v: torch.Tensor,
+        k: list[torch.Tensor],
+        v: list[torch.Tensor],
     ) -> torch.Tensor:
         """One token. token: [1, 1] int64; position: [3, 1] int64; slot: [1] int64 (its cache row);
-        k, v: the cache tensors [layers, 1, H_kv, S, D], written in place. Returns logits [1, V] float32.
-        No host syncs and no shape that depends on values: torch.compile and CUDA graphs capture it."""
+        k, v: the cache's per-layer tensors [1, H_kv, S, D], written in place at `slot`.
+        Returns logits [1, V] float32. No host syncs and no shape that depends on values:
+        torch.compile and CUDA graphs capture it."""
         x = self.embed(token)
         cos, sin = self.rope(position, x.dtype)
-        valid = torch.arange(k.shape[3], device=k.device) <= slot  # [S]: rows up to and including this one
+        valid = torch.arange(k[0].shape[2], device=x.device) <= slot  # [S]: rows up to this one
         for i, layer in enumerate(self.layers):
             attn = layer.self_attn
             qs, ks, vs = self._qkv(attn, layer.input_layernorm(x), cos, sin)
-            k[i, :, :, slot] = ks
-            v[i, :, :, slot] = vs
+            k[i][:, :, slot] = ks
+            v[i][:, :, slot] = vs
             out = self._decode_attend(qs, k[i], v[i], valid)
             x = x + attn.o_proj(out.reshape(1, 1, -1))
             x = x + layer.mlp(layer.post_attention_layernorm(x))
