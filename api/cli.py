@@ -10,7 +10,7 @@ import sys
 
 from vidsight.settings import Settings
 
-COMMANDS = ("ingest", "demo", "bench")
+COMMANDS = ("serve", "ingest", "ask", "eval", "demo", "keys", "bench")
 
 
 def build_parser() -> argparse.ArgumentParser:

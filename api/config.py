@@ -54,7 +54,12 @@ class ApiSettings(BaseModel):
     max_clip_s: float = Field(300.0, gt=0, le=3600, description="Longest clip /v1/events/{id}/clip exports.")
 
     # Questions.
-    ask_max_new_tokens: int = Field(64, ge=1, le=8192, description="Default cap on an answer's tokens.")
+    ask_max_new_tokens: int = Field(
+        64, ge=1, le=8192, description="Tokens of an answer when the client names none."
+    )
+    max_answer_tokens: int = Field(
+        1024, ge=1, le=8192, description="Most tokens one answer may have, whatever the client asks for."
+    )
     ask_timeout_s: float = Field(
         120.0, gt=0, le=3600, description="A question waiting longer than this for the model fails (503)."
     )

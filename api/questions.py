@@ -160,7 +160,7 @@ class Questions:
             self.waiting -= 1
         self.answering += 1
         try:
-            limit = max_new_tokens or self.settings.ask_max_new_tokens
+            limit = min(max_new_tokens or self.settings.ask_max_new_tokens, self.settings.max_answer_tokens)
             stream = self.runner.stream(question, context, max_new_tokens=limit, started_s=started)
             try:
                 is_first = True

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, WebSocket
+from fastapi.responses import JSONResponse
 
 from ..deps import authenticate, websocket_service
 from ..errors import ApiError
@@ -24,8 +25,19 @@ async def live(
         service = websocket_service(websocket)
         authenticate(service, token, authorization, "read")
     except ApiError as exc:
-        # Refuse before accepting: the client's handshake fails (HTTP 403 from the server).
-        await websocket.close(CLOSE_POLICY, exc.message[:120])
+        await refuse(websocket, exc)
         return
     await websocket.accept()
     await service.hub.serve(websocket, service.questions)
+
+
+async def refuse(websocket: WebSocket, exc: ApiError) -> None:
+    """Refuse the handshake with the error's HTTP status and JSON body where the server can send one
+    (uvicorn can); otherwise accept and close at once with code 1008 and the message as reason."""
+    if "websocket.http.response" in websocket.scope.get("extensions", {}):
+        await websocket.send_denial_response(
+            JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+        )
+    else:
+        await websocket.accept()
+        await websocket.close(CLOSE_POLICY, exc.message[:120])
