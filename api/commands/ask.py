@@ -47,6 +47,8 @@ async def answer_from_memory(
     from llm import context_from_selection
     from memory import parse_time
 
+    if bank.events == 0:
+        return None  # an empty bank has no embedding dimension to check the question against
     started = time.perf_counter()
     now = time.time()
     since = parse_time(args.since, now) if args.since is not None else None

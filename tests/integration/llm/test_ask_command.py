@@ -87,3 +87,9 @@ def test_ask_with_a_window_that_matches_nothing_says_so(settings, capsys):
     args = _args("Anything?", "--since", "1:00", "--until", "2:00")
     assert args.handler(args, settings) == 0
     assert "No events in memory match." in capsys.readouterr().out
+
+
+def test_ask_on_an_empty_bank_says_nothing_matches(settings, capsys):
+    args = _args("Anything?", "--json")
+    assert args.handler(args, settings) == 0
+    assert json.loads(capsys.readouterr().out) == {"answer": None, "cited": []}
