@@ -18,19 +18,24 @@ end
 """
 
 # KEYS: event hash, stream zset, event stream, watermark, pinned set
-# ARGV: event_id, score, lsn, maxlen, publish, pinned, stream_id, start_pts, end_pts, start_wall,
-#       end_wall, then field/value pairs of the hash
+# ARGV: event_id, score, lsn, maxlen, publish, pinned, stream_id, the hash as a JSON object of strings
 ADD = (
     _BUMP
     + """
 if redis.call('EXISTS', KEYS[1]) == 1 then return bump(ARGV[3]) end
-redis.call('HSET', KEYS[1], unpack(ARGV, 12))
+local f = cjson.decode(ARGV[8])
+local flat = {}
+for k, v in pairs(f) do
+  flat[#flat + 1] = k
+  flat[#flat + 1] = v
+end
+redis.call('HSET', KEYS[1], unpack(flat))
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
 if ARGV[6] == '1' then redis.call('SADD', KEYS[5], ARGV[1]) end
 if ARGV[5] == '1' then
   local id = redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], '*', 'op', 'add', 'event_id', ARGV[1],
-    'stream_id', ARGV[7], 'start_pts_s', ARGV[8], 'end_pts_s', ARGV[9], 'start_wall_s', ARGV[10],
-    'end_wall_s', ARGV[11])
+    'stream_id', ARGV[7], 'start_pts_s', f['start_pts_s'] or '', 'end_pts_s', f['end_pts_s'] or '',
+    'start_wall_s', f['start_wall_s'] or '', 'end_wall_s', f['end_wall_s'] or '')
   redis.call('HSET', KEYS[1], 'entry_id', id)
 end
 return bump(ARGV[3])

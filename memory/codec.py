@@ -19,6 +19,9 @@ from .partitions import EventRow
 from .records import StreamInfo
 from .registry import check_id
 
+_STAT_FIELDS = tuple(f.name for f in dataclasses.fields(EventStats))
+_ROW_FIELDS = tuple(f.name for f in dataclasses.fields(EventRow))
+
 
 @dataclass(frozen=True, slots=True)
 class PreparedEvent:
@@ -95,7 +98,7 @@ def _blob(event: Event) -> bytes | None:
 
 def _meta(event: Event) -> str:
     meta = {
-        "stats": dataclasses.asdict(event.stats),
+        "stats": {name: getattr(event.stats, name) for name in _STAT_FIELDS},
         "grid_t0": int(event.grid_t0),
         "grid_hw": [int(event.grid_hw[0]), int(event.grid_hw[1])],
         "tokens_shape": [int(event.tokens.shape[0]), int(event.tokens.shape[1])],
@@ -127,7 +130,7 @@ def make_row(p: PreparedEvent, fid: int, lsn: int, added_wall_s: float) -> Event
 
 
 def row_to_log(row: EventRow) -> dict[str, Any]:
-    return dataclasses.asdict(row)
+    return {name: getattr(row, name) for name in _ROW_FIELDS}
 
 
 def row_from_log(meta: dict[str, Any]) -> EventRow:
@@ -135,7 +138,7 @@ def row_from_log(meta: dict[str, Any]) -> EventRow:
 
 
 def redis_fields(row: EventRow, shard: int, thumbnail_path: str | None) -> dict[str, str]:
-    meta = json.loads(row.meta)
+    """The event's Redis hash. `meta` is the JSON of stats, grid, text and token shape."""
     fields = {
         "event_id": row.event_id,
         "stream_id": row.stream_id,
@@ -150,10 +153,8 @@ def redis_fields(row: EventRow, shard: int, thumbnail_path: str | None) -> dict[
         "pinned": int(row.pinned),
         "bytes": row.bytes,
         "lsn": row.lsn,
-        "tokens": meta["tokens_shape"][0],
         "thumbnail_path": thumbnail_path,
-        "text": meta["text"],
-        "stats": json.dumps(meta["stats"]),
+        "meta": row.meta,
     }
     return {k: "" if v is None else str(v) for k, v in fields.items()}
 
@@ -163,8 +164,7 @@ def to_event(
 ) -> Event:
     meta = json.loads(row.meta)
     n, d_llm = meta["tokens_shape"]
-    stats_fields = {f.name for f in dataclasses.fields(EventStats)}
-    stats = EventStats(**{k: v for k, v in meta["stats"].items() if k in stats_fields})
+    stats = EventStats(**{k: v for k, v in meta["stats"].items() if k in _STAT_FIELDS})
     extra = {}
     if "grid_embeddings" in arrays:
         extra["grid_embeddings"] = arrays["grid_embeddings"]

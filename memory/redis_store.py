@@ -191,23 +191,11 @@ class RedisStore:
             self.watermark_key(op.shard),
             self.pinned_key,
         ]
-        f = op.fields
+        args: list[Any]
         if op.kind == "add":
-            pairs = [x for kv in f.items() for x in kv]
-            args = [
-                op.event_id,
-                repr(op.score),
-                op.lsn,
-                maxlen,
-                publish,
-                "1" if op.pinned else "0",
-                op.stream_id,
-                f.get("start_pts_s", ""),
-                f.get("end_pts_s", ""),
-                f.get("start_wall_s", ""),
-                f.get("end_wall_s", ""),
-                *pairs,
-            ]
+            fields = json.dumps(op.fields, separators=(",", ":"))
+            pinned = "1" if op.pinned else "0"
+            args = [op.event_id, repr(op.score), op.lsn, maxlen, publish, pinned, op.stream_id, fields]
         elif op.kind == "delete":
             args = [op.event_id, op.lsn, maxlen, publish, op.stream_id]
         elif op.kind == "pin":

@@ -151,28 +151,38 @@ class ShardMemory:
         streams: Sequence[str] | None,
         since: float | None,
         until: float | None,
+        route: str | None = None,
     ) -> tuple[np.ndarray, np.ndarray, str]:
-        """(scores [<=k], fids [<=k], route). query: [D] unit norm. Streams this shard does not hold
-        simply match nothing."""
+        """(scores [<=k], fids [<=k], route taken). query: [D] unit norm. Streams this shard does not
+        hold match nothing. `route` forces a filtered route (benchmarks): "partitions", "selector"
+        (the index with an id selector) or "selector_exact" (FAISS exact search with the selector)."""
         empty = np.empty(0, np.float32), np.empty(0, np.int64)
         if self.index is None or self.live == 0:
             return (*empty, "empty")
-        if streams is None and since is None and until is None:
+        if streams is None and since is None and until is None and route is None:
             return (*self.index.search(query, k), self.index.kind)
         names = (
             list(self.parts) if streams is None else [s for s in dict.fromkeys(streams) if s in self.parts]
         )
-        counts = [self.parts[s].count(since, until) for s in names]
-        matching = sum(counts)
+        counts = dict(zip(names, (self.parts[s].count(since, until) for s in names), strict=True))
+        matching = sum(counts.values())
         if matching == 0:
             return (*empty, "empty")
-        if matching <= self.policy.filtered_exact_max:
-            results = [
-                self.parts[s].search(query, k, since, until) for s, c in zip(names, counts, strict=True) if c
-            ]
+        if route is None:
+            route = "partitions" if matching <= self.policy.filtered_exact_max else "selector"
+        if route == "partitions":
+            results = [self.parts[s].search(query, k, since, until) for s in names if counts[s]]
             scores = np.concatenate([r[0] for r in results])
             fids = np.concatenate([r[1] for r in results])
-            return (*top_k(scores, fids, k), "partitions")
+            return (*top_k(scores, fids, k), route)
+        allowed = self._allowed(names, since, until)
+        if route == "selector_exact":
+            return (*self.index.search_exact(query, k, allowed), route)
+        return (*self.index.search(query, k, allowed, matching / max(self.index.live, 1)), route)
+
+    def _allowed(self, names: list[str], since: float | None, until: float | None) -> np.ndarray:
+        """[ntotal] bool over index positions: the events the filter matches."""
+        assert self.index is not None
         allowed = np.zeros(self.index.ntotal, dtype=bool)
         for s in names:
             part = self.parts[s]
@@ -180,7 +190,16 @@ class ShardMemory:
             fids = part.cols["fid"][lo:hi] if mask is None else part.cols["fid"][lo:hi][mask]
             pos = self.index.positions_of(fids)
             allowed[pos[pos >= 0]] = True
-        return (*self.index.search(query, k, allowed, matching / max(self.index.live, 1)), "selector")
+        return allowed
+
+    def where(self, fid: int) -> tuple[StreamPartition, int] | None:
+        """(partition, row) of a live event number."""
+        stream = self.stream_of.get(fid)
+        if stream is None:
+            return None
+        part = self.parts[stream]
+        i = part.row_of(fid)
+        return None if i < 0 else (part, i)
 
     def row_by_fid(self, fid: int) -> EventRow | None:
         stream = self.stream_of.get(fid)

@@ -131,6 +131,18 @@ class EventIndex:
         keep = pos[0] >= 0
         return scores[0][keep], self.ids[pos[0][keep]]
 
+    def search_exact(self, query: np.ndarray, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top-k over the allowed live rows: FAISS's flat storage scanned with the selector."""
+        faiss = _faiss()
+        bits = pack_mask(allowed & self._alive)
+        sel = faiss.IDSelectorBitmap(bits.shape[0], faiss.swig_ptr(bits))
+        flat = faiss.downcast_index(self._index.storage) if self.kind == "hnsw" else self._index
+        scores, pos = flat.search(
+            query.reshape(1, -1).astype(np.float32), k, params=faiss.SearchParameters(sel=sel)
+        )
+        keep = pos[0] >= 0
+        return scores[0][keep], self.ids[pos[0][keep]]
+
     def live_ids(self) -> np.ndarray:
         return self.ids[self._alive]
 

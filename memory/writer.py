@@ -32,7 +32,7 @@ from .blobs import BlobStore
 from .codec import make_row, prepare, row_from_log, row_to_log, to_event, unit_vector
 from .config import MemorySettings
 from .errors import BankClosedError, DiskFullError, MemoryBankError, StoreUnavailableError, UnknownEventError
-from .partitions import EventRow
+from .partitions import EventRow, StreamPartition
 from .records import Ack, Hit, ShardHealth
 from .redis_store import RedisOp, RedisStore
 from .redis_sync import RedisSync
@@ -127,6 +127,10 @@ class MemoryWriter:
         self.lsn = self.snapshot_lsn = state.lsn
         self.next_fid = state.next_fid
         self.sync = RedisSync(self.redis, self.shard, state.lsn, self._thumbnail)
+        try:  # log records Redis already applied need not be sent again
+            self._redis_had = self.redis.applied_lsn(self.shard)
+        except StoreUnavailableError:
+            self._redis_had = -1  # unknown: send everything replayed (the scripts are idempotent)
         replayed = self._replay(state.lsn)
         self.wal.open_for_append(self.lsn)
         swept = self.blobs.sweep(self.next_fid)
@@ -161,19 +165,20 @@ class MemoryWriter:
                 rows.append(row)
                 vectors.append(record.vector)
                 pending.add(row.event_id)
-                self.sync.pending.append(self.sync.add_op(row))
+                if record.lsn > self._redis_had:
+                    self.sync.pending.append(self.sync.add_op(row))
                 continue
             flush()
             meta = record.meta
             if record.kind == DELETE:
                 self.mem.remove(meta["event_id"])
                 self.blobs.delete(meta["fid"], meta["n_thumbs"])
-                self.sync.pending.append(self.sync.delete_op(record.lsn, meta["event_id"], meta["stream_id"]))
-            elif record.kind == PIN:
+                op = self.sync.delete_op(record.lsn, meta["event_id"], meta["stream_id"])
+            else:
                 self.mem.set_pinned(meta["event_id"], meta["pinned"])
-                self.sync.pending.append(
-                    self.sync.pin_op(record.lsn, meta["event_id"], meta["stream_id"], meta["pinned"])
-                )
+                op = self.sync.pin_op(record.lsn, meta["event_id"], meta["stream_id"], meta["pinned"])
+            if record.lsn > self._redis_had:
+                self.sync.pending.append(op)
         flush()
         return count
 
@@ -363,23 +368,25 @@ class MemoryWriter:
         query = unit_vector(query_embedding, self.mem.dim, "query embedding")
         with self._rw.read():
             scores, fids, _route = self.mem.search(query, k, streams, since, until)
-            rows = [self.mem.row_by_fid(int(f)) for f in fids]
-        return [self._hit(row, float(s)) for row, s in zip(rows, scores, strict=True) if row is not None]
+            found = [(self.mem.where(f), f, s) for f, s in zip(fids.tolist(), scores.tolist(), strict=True)]
+            return [self._hit(w[0], w[1], fid, score) for w, fid, score in found if w is not None]
 
     def _thumbnail(self, row: EventRow) -> str | None:
         return str(self.blobs.thumbnail_path(row.fid)) if row.n_thumbs else None
 
-    def _hit(self, row: EventRow, score: float) -> Hit:
+    def _hit(self, part: StreamPartition, i: int, fid: int, score: float) -> Hit:
+        c = part.cols
+        start_wall, end_wall = float(c["start_wall_s"][i]), float(c["end_wall_s"][i])
         return Hit(
-            event_id=row.event_id,
-            stream_id=row.stream_id,
-            start_pts_s=row.start_pts_s,
-            end_pts_s=row.end_pts_s,
-            start_wall_s=row.start_wall_s,
-            end_wall_s=row.end_wall_s,
+            event_id=part.event_ids[i],
+            stream_id=part.stream_id,
+            start_pts_s=float(c["start_pts_s"][i]),
+            end_pts_s=float(c["end_pts_s"][i]),
+            start_wall_s=None if start_wall != start_wall else start_wall,  # NaN stands for None
+            end_wall_s=None if end_wall != end_wall else end_wall,
             score=score,
-            thumbnail_path=self._thumbnail(row),
-            pinned=row.pinned,
+            thumbnail_path=str(self.blobs.thumbnail_path(fid)) if c["n_thumbs"][i] else None,
+            pinned=bool(c["pinned"][i]),
         )
 
     def get_event(self, event_id: str) -> Event:

@@ -1,0 +1,309 @@
+"""Memory bank: insert rate, search latency and recall (plain and filtered), bytes per event, recovery.
+
+N events of dimension D with random but clustered embeddings (unit vectors around `--clusters`
+centres), spread round-robin over `--streams` streams, one event every 2 s per stream. Queries are
+perturbed events. Recall@10 is measured against exact search over the same subset. The filtered
+query is one stream and a window of `--window` of the timeline. Recovery: the bank is dropped
+without a final snapshot (as a kill -9 would leave it) and reopened; recover_s runs to the first
+answer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.harness import machine, percentile
+from compressor.records import Event, EventStats
+
+SECONDS_PER_EVENT = 2.0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--events", type=int, default=None, help="events (default 1,000,000; --quick 200,000)"
+    )
+    parser.add_argument("--dim", type=int, default=768, help="embedding dimension")
+    parser.add_argument("--streams", type=int, default=100, help="streams the events are spread over")
+    parser.add_argument("--clusters", type=int, default=1000, help="embedding cluster centres")
+    parser.add_argument("--noise", type=float, default=0.5, help="norm of the noise around a centre")
+    parser.add_argument("--queries", type=int, default=300, help="queries per measurement")
+    parser.add_argument("--window", type=float, default=0.1, help="filtered window, fraction of the timeline")
+    parser.add_argument("--batch", type=int, default=2000, help="events per add_many (one fsync each)")
+    parser.add_argument("--data-dir", default=None, help="where the bank is written (default: a temp dir)")
+    parser.add_argument("--keep", action="store_true", help="keep the bank's files")
+
+
+# --- data ------------------------------------------------------------------------------------------
+def clustered(n: int, dim: int, clusters: int, noise: float, rng: np.random.Generator) -> np.ndarray:
+    """[n, dim] float32 unit rows: a random centre each plus Gaussian noise of norm ~noise."""
+    centres = rng.standard_normal((clusters, dim), dtype=np.float32)
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    out = np.empty((n, dim), np.float32)
+    for lo in range(0, n, 50_000):
+        hi = min(n, lo + 50_000)
+        chunk = centres[rng.integers(0, clusters, hi - lo)]
+        chunk += rng.standard_normal((hi - lo, dim), dtype=np.float32) * (noise / np.sqrt(dim))
+        out[lo:hi] = chunk / np.linalg.norm(chunk, axis=1, keepdims=True)
+    return out
+
+
+def perturbed(x: np.ndarray, count: int, noise: float, rng: np.random.Generator) -> np.ndarray:
+    q = x[rng.integers(0, x.shape[0], count)] + rng.standard_normal((count, x.shape[1]), dtype=np.float32) * (
+        noise / np.sqrt(x.shape[1])
+    )
+    return q / np.linalg.norm(q, axis=1, keepdims=True)
+
+
+_EMPTY = {
+    "tokens": np.zeros((0, 1), np.float16),
+    "positions": np.zeros((0, 3), np.int32),
+    "counts": np.zeros(0, np.int32),
+    "grid_pts_s": np.zeros(0),
+}
+
+
+def index_only_event(i: int, vector: np.ndarray, streams: int) -> Event:
+    """An event carrying only its embedding (no token blob, no thumbnail: the index is measured)."""
+    t0 = (i // streams) * SECONDS_PER_EVENT
+    return Event(
+        event_id=f"e{i}",
+        stream_id=f"s{i % streams}",
+        start_pts_s=t0,
+        end_pts_s=t0 + SECONDS_PER_EVENT,
+        start_wall_s=None,
+        end_wall_s=None,
+        embedding=vector,
+        grid_t0=0,
+        grid_hw=(1, 1),
+        stats=EventStats(frames=2, grids=1, tokens_in=0, tokens_kept=0),
+        **_EMPTY,
+    )
+
+
+# --- measurements ----------------------------------------------------------------------------------
+def recall(got: list[int], truth: np.ndarray) -> float:
+    return len(set(got) & set(truth.tolist())) / max(1, min(10, truth.shape[0]))
+
+
+def exact_top10(x: np.ndarray, rows: np.ndarray | None, q: np.ndarray) -> np.ndarray:
+    scores = (x @ q) if rows is None else (x[rows] @ q)
+    top = np.argsort(-scores)[:10]
+    return top if rows is None else rows[top]
+
+
+def latency_summary(times_s: list[float], recalls: list[float]) -> dict[str, float]:
+    ms = [t * 1000 for t in times_s]
+    return {
+        "p50_ms": round(percentile(ms, 50), 3),
+        "p95_ms": round(percentile(ms, 95), 3),
+        "recall_at_10": round(float(np.mean(recalls)), 4),
+    }
+
+
+def filter_rows(
+    n: int, streams: int, chosen: list[int], since: float | None, until: float | None
+) -> np.ndarray:
+    """Event indices of the chosen streams overlapping [since, until)."""
+    rows = np.sort(np.concatenate([np.arange(s, n, streams) for s in chosen]))
+    t0 = (rows // streams) * SECONDS_PER_EVENT
+    keep = np.ones(rows.shape[0], bool)
+    if until is not None:
+        keep &= t0 < until
+    if since is not None:
+        keep &= t0 + SECONDS_PER_EVENT > since
+    return rows[keep]
+
+
+def _fid_to_row(bank: Any) -> Any:
+    # Events are added in order from 0 in one shard, so event number i is event e{i}.
+    return lambda event_id: int(event_id[1:])
+
+
+def measure_search(bank: Any, x: np.ndarray, queries: np.ndarray) -> dict[str, float]:
+    times, recalls = [], []
+    for q in queries[:20]:
+        bank.search(q, k=10)  # warm-up
+    for q in queries:
+        start = time.perf_counter()
+        hits = bank.search(q, k=10)
+        times.append(time.perf_counter() - start)
+        recalls.append(recall([int(h.event_id[1:]) for h in hits], exact_top10(x, None, q)))
+    return latency_summary(times, recalls)
+
+
+def filtered_requests(
+    n: int, streams: int, window: float, count: int, rng: np.random.Generator, width: int = 1
+):
+    timeline_s = (n // streams) * SECONDS_PER_EVENT
+    for _ in range(count):
+        chosen = sorted(rng.choice(streams, width, replace=False).tolist())
+        if window >= 1.0:
+            yield chosen, None, None
+            continue
+        since = float(rng.uniform(0, timeline_s * (1 - window)))
+        yield chosen, since, since + timeline_s * window
+
+
+def measure_filtered(
+    bank: Any, x: np.ndarray, queries: np.ndarray, requests: list, route: str | None
+) -> dict:
+    """route None: the public bank.search; else the shard's search forced onto that route."""
+    n, streams = x.shape[0], len(bank.streams())
+    writer = bank.writers[0]
+    times, recalls, sizes = [], [], []
+    for q, (chosen, since, until) in zip(queries, requests, strict=False):
+        names = [f"s{s}" for s in chosen]
+        start = time.perf_counter()
+        if route is None:
+            got = [int(h.event_id[1:]) for h in bank.search(q, k=10, streams=names, since=since, until=until)]
+        else:
+            with writer._rw.read():
+                _, fids, _ = writer.mem.search(q, 10, names, since, until, route=route)
+            got = fids.tolist()  # event number i is event e{i}
+        times.append(time.perf_counter() - start)
+        rows = filter_rows(n, streams, chosen, since, until)
+        sizes.append(rows.shape[0])
+        recalls.append(recall(got, exact_top10(x, rows, q)))
+    return {**latency_summary(times, recalls), "matching_events": int(np.mean(sizes))}
+
+
+def disk_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+# --- the run ---------------------------------------------------------------------------------------
+def run(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
+    from memory import MemoryBank
+
+    n = args.events or (200_000 if args.quick else 1_000_000)
+    rng = np.random.default_rng(0)
+    settings = args.settings.memory.model_copy(
+        update={
+            "maintenance_interval_s": 0,
+            "embedding_dim": args.dim,
+            "redis_key_prefix": f"bench-{uuid.uuid4().hex[:8]}:",
+        }
+    )
+    root = Path(tempfile.mkdtemp(prefix="bench-memory-", dir=args.data_dir))
+    redis_url = args.settings.redis_url
+    started = time.perf_counter()
+    x = clustered(n, args.dim, args.clusters, args.noise, rng)
+    queries = perturbed(x, args.queries + 20, args.noise, rng)
+    yield {"phase": "data", "events": n, "dim": args.dim, "seconds": round(time.perf_counter() - started, 1)}
+
+    bank = MemoryBank(settings, data_dir=root, redis_url=redis_url)
+    try:
+        for s in range(args.streams):
+            bank.register_stream(f"s{s}", clock="pts")
+        insert_s = 0.0
+        report_every = max(args.batch, n // 10)
+        for lo in range(0, n, args.batch):
+            events = [index_only_event(i, x[i], args.streams) for i in range(lo, min(n, lo + args.batch))]
+            start = time.perf_counter()
+            bank.add_many(events)
+            insert_s += time.perf_counter() - start
+            if (lo + args.batch) % report_every < args.batch:
+                yield {
+                    "phase": "insert",
+                    "events": min(n, lo + args.batch),
+                    "insert_per_s": round(min(n, lo + args.batch) / insert_s),
+                }
+        start = time.perf_counter()
+        bank.writers[0].wait_for_rebuild()
+        insert_s += time.perf_counter() - start
+        health = bank.health().shards[0]
+        yield {"phase": "inserted", "events": n, "insert_per_s": round(n / insert_s), "index": health.index}
+
+        plain = measure_search(bank, x, queries[20:])
+        yield {"phase": "search", **plain}
+        yield from compare_filters(bank, x, queries[20:], args, rng)
+        requests = list(filtered_requests(n, args.streams, args.window, args.queries, rng))
+        filtered = measure_filtered(bank, x, queries[20:], requests, route=None)
+        yield {"phase": "filtered", "window": args.window, **filtered}
+
+        bank.close(snapshot=False)  # as after a crash: the log since the last snapshot is replayed
+        del bank
+        gc.collect()
+        start = time.perf_counter()
+        bank = MemoryBank(settings, data_dir=root, redis_url=redis_url)
+        bank.search(queries[0], k=10)
+        recover_s = time.perf_counter() - start
+        shard = bank.health().shards[0]
+        yield {
+            "phase": "recover",
+            "recover_s": round(recover_s, 2),
+            "replayed_records": shard.recovered_records,
+            "shard_open_s": shard.recover_s,
+        }
+        disk = disk_bytes(root)
+        yield {
+            "bench": "memory",
+            "events": n,
+            "dim": args.dim,
+            "index": f"{health.index} (M {settings.hnsw_m}, efSearch {settings.hnsw_ef_search})"
+            if health.index == "hnsw"
+            else health.index,
+            "insert_per_s": round(n / insert_s),
+            "search_p50_ms": plain["p50_ms"],
+            "search_p95_ms": plain["p95_ms"],
+            "filtered_p95_ms": filtered["p95_ms"],
+            "recall_at_10": plain["recall_at_10"],
+            "filtered_recall_at_10": filtered["recall_at_10"],
+            "bytes_per_event": round(disk / n),
+            "recover_s": round(recover_s, 2),
+            "filter": f"1 of {args.streams} streams, {args.window:.0%} of the timeline "
+            f"(~{filtered['matching_events']} events)",
+            "redis": "embedded" if redis_url is None else "url",
+            "machine": machine(),
+            "loadavg": Path("/proc/loadavg").read_text().split()[:3]
+            if Path("/proc/loadavg").exists()
+            else None,
+        }
+    finally:
+        bank.close(snapshot=False)
+        if redis_url is not None:
+            _drop_keys(redis_url, settings.redis_key_prefix)
+        if not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def compare_filters(
+    bank: Any, x: np.ndarray, queries: np.ndarray, args: argparse.Namespace, rng: np.random.Generator
+):
+    """Filtered routes side by side: per-stream partitions (exact slices), FAISS HNSW with an
+    IDSelector (beam widened by 1/selectivity) and FAISS exact search with the same selector; from
+    selective (one stream and a window) to broad (half the streams)."""
+    n, count = x.shape[0], min(args.queries, 100)
+    shapes = [
+        ("1 stream, window", 1, args.window),
+        ("1 stream", 1, 1.0),
+        ("10% of streams", max(1, args.streams // 10), 1.0),
+        ("50% of streams", max(1, args.streams // 2), 1.0),
+    ]
+    for name, width, window in shapes:
+        requests = list(filtered_requests(n, args.streams, window, count, rng, width))
+        record: dict[str, Any] = {"phase": "filter_routes", "filter": name}
+        for route in ("partitions", "selector", "selector_exact"):
+            result = measure_filtered(bank, x, queries, requests, route=route)
+            record["matching_events"] = result.pop("matching_events")
+            record[route] = result
+        yield record
+
+
+def _drop_keys(url: str, prefix: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(url)
+    keys = list(client.scan_iter(match=f"{prefix}*", count=10_000))
+    for i in range(0, len(keys), 10_000):
+        client.delete(*keys[i : i + 10_000])
