@@ -36,7 +36,7 @@ class ScoringSettings(BaseModel):
         description="Below this many samples a stream is warming up: only the stricter warm-up floors apply.",
     )
     k: float = Field(
-        4.0,
+        3.0,
         ge=0.0,
         le=50.0,
         description="A score fires above median + k * robust spread (1.4826 * MAD) of its stream's window.",

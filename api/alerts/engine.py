@@ -39,7 +39,7 @@ from .lifecycle import FiringLifecycle
 from .models import Alert, AlertSpec, Firing
 from .notifiers import Dispatcher, MqttNotifier, Notifier, WebhookNotifier, WebSocketNotifier
 from .scoring import PassageEmbedder, PreparedQuery, Scorer, VisualTextEncoder
-from .source import MemoryLike
+from .source import MemoryLike, stream_tip
 from .store import AlertStore, Judged, connect
 from .verify import Verifier
 
@@ -102,6 +102,10 @@ class AlertEngine:
         self._started = True
         await self.dispatcher.start()
         self.cursor = await asyncio.to_thread(self.store.cursor)
+        if self.cursor is None:
+            self.cursor = await asyncio.to_thread(stream_tip, self.memory)
+            if self.cursor is not None:
+                await asyncio.to_thread(self.store.set_cursor, self.cursor)
         if follow:
             self._follower = asyncio.create_task(self._follow(), name="alert follower")
 

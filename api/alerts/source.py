@@ -3,7 +3,8 @@
 `memory.MemoryBank` has get_event, pin, follow and streams. Listing a stream's events in a time
 window (for backtests) reads the bank's per-stream sorted set in Redis (score = start on the
 stream's clock) until the bank has a public call for it (`event_ids(stream_id, since, until)`,
-used when present).
+used when present); the first start reads the newest entry id of that stream the same way
+(`last_entry_id()` when the bank has it).
 """
 
 from __future__ import annotations
@@ -34,6 +35,22 @@ def check_window(since: float | None, until: float | None) -> None:
             raise InvalidAlertError(f"{name} must be a finite number of seconds, got {value!r}")
     if since is not None and until is not None and since >= until:
         raise InvalidAlertError(f"since must be before until, got since={since} until={until}")
+
+
+def stream_tip(memory: Any) -> str | None:
+    """Id of the newest entry of the bank's new-event stream ("0-0" when empty; None when unknown), so
+    a first start judges exactly the events that come after it, however soon they come."""
+    if hasattr(memory, "last_entry_id"):
+        return str(memory.last_entry_id() or "0-0")
+    store = getattr(memory, "redis", None)
+    if store is None or not hasattr(store, "events_stream_key"):
+        return None
+    key = store.events_stream_key
+    newest = store.call("read stream tip", lambda c: c.xrevrange(key, count=1))
+    if not newest:
+        return "0-0"
+    entry_id = newest[0][0]
+    return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
 
 
 def event_ids_by_start(memory: Any, stream_id: str, lo: float | None, hi: float | None) -> list[str]:
