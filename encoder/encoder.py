@@ -70,8 +70,17 @@ class Encoder:
         self.retrieval = retrieval or RetrievalEncoder.from_settings(settings)
         self._streams: dict[str, _StreamState] = {}
 
-    def warmup(self) -> None:
-        self.tower.warmup()
+    def warmup(self, frame_hw: tuple[int, int] | None = None) -> None:
+        """Prepare the tower (compile, CUDA graph) for full batches of frames of this size.
+
+        Call once when the GPU actor starts. Full batches (`max_batch_frames`) of that size then
+        take the warmed path; other batches run the eager fast path.
+        """
+        grid_hw = None
+        if frame_hw is not None:
+            height, width = self.tower.layout.resized_hw(*frame_hw)
+            grid_hw = (height // self.tower.layout.patch_size, width // self.tower.layout.patch_size)
+        self.tower.warmup(grid_hw=grid_hw)
 
     def encode(
         self,
