@@ -27,7 +27,8 @@ from typing import Any
 import redis as redis_lib
 
 from compressor.records import Event
-from memory.errors import UnknownEventError
+from memory.errors import BankClosedError, MemoryBankError, StoreUnavailableError, UnknownEventError
+from memory.records import StreamEntry
 
 from .backtest import run_backtest
 from .calibration import ScoreWindow
@@ -45,6 +46,8 @@ from .verify import Verifier
 
 log = logging.getLogger(__name__)
 _RETRY_S = (0.5, 1.0, 2.0, 5.0)
+_MAX_EVENT_FAILURES = 3
+_TRANSIENT = (StoreUnavailableError, BankClosedError)  # the bank is away: wait for it, never skip
 
 
 def as_passage_embedder(embedder: Any) -> PassageEmbedder | None:
@@ -91,6 +94,7 @@ class AlertEngine:
         self._follower: asyncio.Task[None] | None = None
         self._started = False
         self.cursor: str | None = None
+        self._entry_failures: tuple[str | None, int] = (None, 0)
         self.events_judged = 0
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -106,8 +110,17 @@ class AlertEngine:
             self.cursor = await asyncio.to_thread(stream_tip, self.memory)
             if self.cursor is not None:
                 await asyncio.to_thread(self.store.set_cursor, self.cursor)
+        await self._close_orphans()
         if follow:
             self._follower = asyncio.create_task(self._follow(), name="alert follower")
+
+    async def _close_orphans(self) -> None:
+        """Firings a previous run left open (stopped while verifying) are closed as unverified."""
+        recent = await asyncio.to_thread(self.store.firings, None, 1000)
+        for firing in recent:
+            alert = self._alerts.get(firing.alert_id)
+            if firing.state != "ended" and alert is not None:
+                self.lifecycle.resume(alert, firing)
 
     async def stop(self, *, drain_s: float = 0.0) -> None:
         """Stop following, (optionally) let firings in flight end, close channels. Idempotent."""
@@ -126,18 +139,14 @@ class AlertEngine:
     async def _follow(self) -> None:
         failures = 0
         while True:
-            last = self.cursor or "$"
             try:
                 entries = await asyncio.to_thread(
-                    self.memory.follow, last, self.settings.follow_block_ms, self.settings.follow_batch
-                )
+                    self.memory.follow, self.cursor or "$", self.settings.follow_block_ms,
+                    self.settings.follow_batch,
+                )  # fmt: skip
                 for entry in entries:
-                    if entry.op == "add":
-                        await self.process_event(entry.event_id, entry_id=entry.entry_id)
-                    else:  # deletes and pins change nothing an alert judges
-                        await asyncio.to_thread(self.store.set_cursor, entry.entry_id)
-                    self.cursor = entry.entry_id
-                failures = 0
+                    await self._follow_entry(entry)
+                    failures = 0
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # Redis or the bank away: wait and resume from the stored position
@@ -145,6 +154,33 @@ class AlertEngine:
                 failures += 1
                 log.warning("alert follower: %s: %s; retrying in %.1f s", type(exc).__name__, exc, delay)
                 await asyncio.sleep(delay)
+
+    async def _follow_entry(self, entry: StreamEntry) -> None:
+        if entry.op != "add":  # deletes and pins change nothing an alert judges
+            await asyncio.to_thread(self.store.set_cursor, entry.entry_id)
+            self.cursor = entry.entry_id
+            return
+        try:
+            await self.process_event(entry.event_id, entry_id=entry.entry_id)
+            self._entry_failures = (None, 0)
+        except (AlertStoreError, MemoryBankError) as exc:
+            if isinstance(exc, MemoryBankError) and not isinstance(exc, _TRANSIENT):
+                self._skip_if_poison(entry, exc)
+            raise  # infrastructure away: retry the same entry, however long it takes
+        except Exception as exc:  # a bug or a model failure on this event
+            self._skip_if_poison(entry, exc)
+            raise
+
+    def _skip_if_poison(self, entry: StreamEntry, exc: Exception) -> None:
+        """An event that fails the same way three times is skipped, so it cannot stop every alert."""
+        last_id, count = self._entry_failures
+        count = count + 1 if last_id == entry.entry_id else 1
+        self._entry_failures = (entry.entry_id, count)
+        if count >= _MAX_EVENT_FAILURES:
+            log.warning("alert follower: skipping event %s after %d failures: %s", entry.event_id, count, exc)
+            self.store.set_cursor(entry.entry_id)
+            self.cursor = entry.entry_id
+            self._entry_failures = (None, 0)
 
     # --- definitions --------------------------------------------------------------------------
     def define(self, spec: AlertSpec | Mapping[str, Any]) -> Alert:

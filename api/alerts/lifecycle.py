@@ -60,6 +60,18 @@ class FiringLifecycle:
             )
         else:
             task = asyncio.create_task(self._verify(alert, firing, event), name=f"verify {firing.id}")
+        self._track(task)
+
+    def resume(self, alert: Alert, firing: Firing) -> None:
+        """Close a firing that a previous run left open: unverified if it never got a verdict."""
+        if firing.state == "new":
+            why = "the engine stopped before verifying this candidate"
+            coro = self._finish(alert, firing, "unverified", why)
+        else:
+            coro = self._close(alert, firing)
+        self._track(asyncio.create_task(coro, name=f"resume {firing.id}"))
+
+    def _track(self, task: asyncio.Task[None]) -> None:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
