@@ -71,10 +71,14 @@ class LiveReaderActor:
 class EncoderActor:
     """The encoders on one device; concurrent calls from many streams are batched together."""
 
-    def __init__(self, settings: EncoderSettings) -> None:
+    def __init__(self, settings: EncoderSettings, warmup_frame_hw: tuple[int, int] | None = None) -> None:
         from encoder import BatchingEncoder, Encoder
 
-        self.batcher = BatchingEncoder.from_encoder(Encoder(settings))
+        encoder = Encoder(settings)
+        if encoder.tower.device.type == "cuda":
+            # Compile + CUDA graph for full batches of this frame size; other shapes run eager.
+            encoder.warmup(warmup_frame_hw or settings.fixed_hw_px)
+        self.batcher = BatchingEncoder.from_encoder(encoder)
 
     def encode(
         self, frames: list[Frame], skip: list[bool], static_masks: list[np.ndarray | None]
@@ -117,15 +121,17 @@ def process_file(
     batch_frames: int = 8,
     executor: str = "auto",
     on_event: Callable[[Event], None] | None = None,
+    fps: float | str | None = "settings",
 ) -> StreamReport:
     """Decode a file in parallel and push its frames through `processor`.
 
     Decoding runs in worker tasks/threads with bounded buffers while this thread filters,
     encodes and compresses, so decode and encode overlap. Events go to `on_event` as they close.
+    fps: "settings" samples at settings.sample_fps; None keeps every frame.
     """
     frames = decode_file(
         path,
-        fps=settings.sample_fps,
+        fps=settings.sample_fps if fps == "settings" else fps,  # type: ignore[arg-type]
         workers=settings.decode_workers,
         size=OutputSize(max_side_px=settings.max_side_px),
         stream_id=processor.stream_id,

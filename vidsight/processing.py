@@ -69,12 +69,24 @@ class StreamReport:
 class StreamProcessor:
     """Frames of ONE stream in, closed events out."""
 
-    def __init__(self, stream_id: str, encoder: FrameEncoder, settings: CompressorSettings) -> None:
+    def __init__(
+        self,
+        stream_id: str,
+        encoder: FrameEncoder,
+        settings: CompressorSettings,
+        *,
+        is_skipping_static: bool = True,
+        filter_device: str | None = None,
+    ) -> None:
+        """is_skipping_static=False still reports static patches but encodes every frame (the
+        baseline that static skipping is measured against). filter_device runs the pixel test
+        on a GPU next to the encoder."""
         self.stream_id = stream_id
         self.encoder = encoder
         self.settings = settings
+        self.is_skipping_static = is_skipping_static
         self.compressor = Compressor(settings)
-        self._filter = StaticPatchFilter(settings.patch_size, settings.static_tau)
+        self._filter = StaticPatchFilter(settings.patch_size, settings.static_tau, device=filter_device)
         self._rgb_by_index: dict[int, np.ndarray] = {}  # frames waiting for their EncodedFrame
         self.report = StreamReport(stream_id)
 
@@ -88,8 +100,8 @@ class StreamProcessor:
         skip, masks = [], []
         for frame in frames:
             decision = self._filter.process(frame.rgb)
-            skip.append(decision.is_frame_static)
-            masks.append(decision.mask)
+            skip.append(decision.is_frame_static and self.is_skipping_static)
+            masks.append(_numpy(decision.mask))
             self._rgb_by_index[frame.index] = frame.rgb
         self.report.filter_s += time.perf_counter() - started
         self.report.frames += len(frames)
@@ -126,3 +138,10 @@ class StreamProcessor:
             self.report.tokens_in += event.stats.tokens_in
             self.report.tokens_kept += event.stats.tokens_kept
         return events
+
+
+def _numpy(mask: object) -> np.ndarray:
+    """The pixel test may run on a GPU; records carry numpy."""
+    if isinstance(mask, np.ndarray):
+        return mask
+    return mask.cpu().numpy()  # type: ignore[attr-defined, no-any-return]

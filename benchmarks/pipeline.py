@@ -1,0 +1,150 @@
+"""The encoder inside the pipeline: Ray decode tasks -> pixel test -> encoder actor -> compressor.
+
+Same run, same weights: the encoder alone on frames already in memory (`encoder_fps`), the whole
+pipeline on the same clip from its file (`pipeline_fps`), and a mostly static clip through the
+pipeline with and without static skipping. Clips are synthetic, 448x448 at 8 fps and decoded
+with every frame kept, so decoding is not what limits. Also reports the compressor's cost
+against the encoder's at this model size (`overhead_ratio`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from benchmarks.harness import machine, ratio, stopwatch
+from vidsight.synth.video import Box, Scene, SceneScript, moving_boxes_script, write_video
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--vlm", default=None, help="vision tower preset or id (default 7B; quick tiny)")
+    parser.add_argument(
+        "--retrieval", default=None, help="retrieval preset or id (default so400m; quick tiny)"
+    )
+    parser.add_argument("--seconds", type=float, default=None, help="clip length (default 60; quick 8)")
+    parser.add_argument("--batch-frames", type=int, default=64)
+
+
+def run(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
+    import torch
+
+    from encoder import Encoder
+
+    quick = bool(args.quick)
+    side = 224 if quick else 448
+    seconds = args.seconds or (8.0 if quick else 60.0)
+    settings = args.settings
+    enc = settings.encoder.model_copy(
+        update={
+            "vlm_model": args.vlm or ("tiny" if quick else "7B"),
+            "retrieval_model": args.retrieval or ("tiny" if quick else "so400m"),
+            "fixed_hw_px": (side, side),
+            "max_batch_frames": args.batch_frames,
+        }
+    )
+    is_cuda = torch.cuda.is_available()
+    clips = _clips(Path(settings.data_dir) / "bench", side, seconds)
+    yield {
+        "stage": "setup",
+        "cuda": is_cuda,
+        "vlm": enc.vlm_model,
+        "retrieval": enc.retrieval_model,
+        "side": side,
+    }
+
+    frames = _decode_all(clips["dynamic"])
+    local = Encoder(enc)
+    if is_cuda:
+        local.warmup((side, side))
+    from benchmarks.encode import encoder_throughput
+
+    alone = encoder_throughput(local, frames, batch_frames=args.batch_frames)
+    yield {"stage": "encoder_alone", **alone}
+    del local
+    gc.collect()
+    if is_cuda:
+        torch.cuda.empty_cache()
+
+    runs = {}
+    for name, clip, is_skipping in (
+        ("pipeline", clips["dynamic"], True),
+        ("static_skip", clips["static"], True),
+        ("static_noskip", clips["static"], False),
+    ):
+        runs[name] = _pipeline_run(settings, enc, clip, is_skipping, is_cuda, args.batch_frames)
+        yield {"stage": name, **runs[name]}
+    pipe = runs["pipeline"]
+    yield {
+        "bench": "pipeline",
+        "device": torch.cuda.get_device_name(0) if is_cuda else "cpu",
+        "vlm": enc.vlm_model,
+        "retrieval": enc.retrieval_model,
+        "frames": pipe["frames"],
+        "encoder_fps": alone["fps"],
+        "pipeline_fps": pipe["fps"],
+        "pipeline_vs_encoder": ratio(pipe["fps"], alone["fps"]),
+        "static_skip_fps": runs["static_skip"]["fps"],
+        "static_noskip_fps": runs["static_noskip"]["fps"],
+        "static_speedup": ratio(runs["static_skip"]["fps"], runs["static_noskip"]["fps"]),
+        "static_frames_skipped": runs["static_skip"]["encoder_frames_skipped"],
+        "overhead_ratio": ratio(pipe["compress_s"] + pipe["filter_s"], pipe["encode_s"]),
+        "kept_ratio": pipe["kept_ratio"],
+        "machine": machine(),
+    }
+
+
+def _pipeline_run(
+    settings: Any, enc: Any, clip: Path, is_skipping: bool, is_cuda: bool, batch_frames: int
+) -> dict[str, Any]:
+    import ray
+
+    from ingest import decode_file
+    from vidsight.pipeline import ActorEncoder, EncoderActor, init_ray, process_file
+    from vidsight.processing import StreamProcessor
+
+    init_ray(settings.ray_address)
+    options = {"num_gpus": 1} if is_cuda else {}
+    actor = EncoderActor.options(**options).remote(enc)  # type: ignore[attr-defined]
+    try:
+        ray.get(actor.flush.remote(None))  # constructed and warmed before the clock starts
+        sum(1 for _ in decode_file(clip, fps=None, executor="ray"))  # decode workers imported and warm
+        processor = StreamProcessor(
+            clip.stem,
+            ActorEncoder(actor),
+            settings.compressor,
+            is_skipping_static=is_skipping,
+            filter_device="cuda" if is_cuda else None,
+        )
+        with stopwatch() as sw:
+            report = process_file(
+                clip, processor, settings.ingest, batch_frames=batch_frames, executor="ray", fps=None
+            )
+        out = report.to_dict()
+        return {**out, "seconds": round(sw.seconds, 3), "fps": round(report.frames / sw.seconds, 2)}
+    finally:
+        ray.kill(actor)
+
+
+def _decode_all(clip: Path) -> list[Any]:
+    from ingest import decode_file
+
+    return list(decode_file(clip, fps=None, executor="threads"))
+
+
+def _clips(cache: Path, side: int, seconds: float) -> dict[str, Path]:
+    """A busy clip (moving boxes, a cut) and a mostly static one (one small box, slow)."""
+    cache.mkdir(parents=True, exist_ok=True)
+    fps = 8.0
+    busy = moving_boxes_script(width=side, height=side, fps=fps, duration_s=seconds, cut_at_s=[seconds / 2])
+    slow_box = Box((230, 40, 40), (side // 16, side // 16), (side / 3, side / 3), (2.0, 1.0))
+    quiet = SceneScript(side, side, fps, seconds, (Scene(0.0, seed=3, boxes=(slow_box,)),))
+    out = {}
+    for name, script in (("dynamic", busy), ("static", quiet)):
+        path = cache / f"pipeline_{name}_{side}_{int(seconds)}s.mp4"
+        if not path.exists():
+            write_video(path.with_suffix(".tmp.mp4"), script, gop_frames=int(fps * 2)).path.rename(path)
+        out[name] = path
+    return out
