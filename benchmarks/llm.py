@@ -53,6 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=8,
         help="also time ours with this many events retrieved (0: skip)",
     )
+    parser.add_argument("--repeats", type=int, default=None, help="timed sessions; medians are reported")
+    parser.add_argument("--profile", default=None, help="write a torch.profiler table of one question here")
 
 
 @dataclass(frozen=True)
@@ -387,6 +389,31 @@ def our_engine_on_baseline(runner: Any, event: Event) -> float:
     return ttft
 
 
+def median_of(runs: list[Ours]) -> Ours:
+    """Median time to first token and median of each breakdown part over repeated runs."""
+    ttft = float(np.median([r.ttft_s for r in runs]))
+    breakdown = {k: round(float(np.median([r.breakdown[k] for r in runs])), 4) for k in runs[0].breakdown}
+    tok_s = [r.decode_tok_s for r in runs if r.decode_tok_s]
+    return replace(
+        runs[0], ttft_s=ttft, breakdown=breakdown, decode_tok_s=float(np.median(tok_s)) if tok_s else None
+    )
+
+
+def profile_question(path: str, ask: Any, runner: Any) -> None:
+    """One more question under torch.profiler; the busiest ops by CUDA and by CPU time go to `path`."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if runner.device.type == "cuda" else [])
+    with runner.session() as s, profile(activities=activities) as prof:
+        ask(s)
+    table = prof.key_averages()
+    with open(path, "w") as f:
+        for key in ("cuda_time_total", "cpu_time_total"):
+            if key == "cuda_time_total" and runner.device.type != "cuda":
+                continue
+            f.write(table.table(sort_by=key, row_limit=30) + "\n\n")
+
+
 def decode_by_mode(runner: Any, context: list[Any], new_tokens: int) -> dict[str, float | None]:
     """Decode tokens/s of the other decode modes on the same model and a short prompt."""
     from llm import Runner
@@ -456,17 +483,24 @@ def run(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
         "decode_mode": runner.decode_mode,
     }
 
+    repeats = args.repeats or (1 if args.quick else 5)
     _peak_gib(runner.device)
-    with runner.session() as session:
-        bytes_per_token = session.cache.bytes_per_token
-        ours = ask_ours(plan, runner, retrieval, index, events, session, QUESTION, selection_settings)
-        ours_peak = _peak_gib(runner.device)
-        follow = ask_live_followup(plan, runner, session, live, FOLLOW_UP)
-        again = ask_ours(plan, runner, retrieval, index, events, session, REASK, selection_settings)
+    rounds = []
+    for _ in range(repeats):
+        with runner.session() as session:
+            bytes_per_token = session.cache.bytes_per_token
+            first = ask_ours(plan, runner, retrieval, index, events, session, QUESTION, selection_settings)
+            follow = ask_live_followup(plan, runner, session, live, FOLLOW_UP)
+            again = ask_ours(plan, runner, retrieval, index, events, session, REASK, selection_settings)
+        rounds.append((first, follow, again))
+    ours_peak = _peak_gib(runner.device)
+    ours, follow, again = (median_of([r[i] for r in rounds]) for i in range(3))
     yield {
         "bench": "llm",
         "stage": "ours",
+        "repeats": repeats,
         "ttft_s": round(ours.ttft_s, 4),
+        "ttft_all_s": [round(r[0].ttft_s, 4) for r in rounds],
         "breakdown": ours.breakdown,
         "followup_ttft_s": round(follow.ttft_s, 4),
         "followup_prefill_tokens": follow.prefill_tokens,
@@ -474,14 +508,23 @@ def run(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
         "reretrieval_new_events": again.new_events,
         "reretrieval_breakdown": again.breakdown,
     }
+    if args.profile:
+        profile_question(
+            args.profile,
+            lambda s: ask_ours(plan, runner, retrieval, index, events, s, QUESTION, selection_settings),
+            runner,
+        )
 
     variants = []
     if args.variant_events:
         alt = replace(plan, events=args.variant_events)
         with runner.session() as s:
             ask_ours(alt, runner, retrieval, index, events, s, "warm-up question", selection_settings)
-        with runner.session() as s:
-            v = ask_ours(alt, runner, retrieval, index, events, s, QUESTION, selection_settings)
+        timed = []
+        for _ in range(repeats):
+            with runner.session() as s:
+                timed.append(ask_ours(alt, runner, retrieval, index, events, s, QUESTION, selection_settings))
+        v = median_of(timed)
         variants.append(
             {
                 "events_retrieved": alt.events,
@@ -502,8 +545,11 @@ def run(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
     base_event = baseline_event(events)
     stock_baseline(runner, base_event, 2)  # warm-up of the stock path
     _peak_gib(runner.device)
-    base_ttft, base_len, base_decode = stock_baseline(runner, base_event, plan.baseline_new_tokens)
+    base_runs = [stock_baseline(runner, base_event, plan.baseline_new_tokens) for _ in range(min(repeats, 3))]
     base_peak = _peak_gib(runner.device)
+    base_ttft = float(np.median([r[0] for r in base_runs]))
+    base_len = base_runs[0][1]
+    base_decode = float(np.median([r[2] for r in base_runs]))
     engine_ttft = our_engine_on_baseline(runner, base_event)
     yield {
         "bench": "llm",

@@ -57,8 +57,13 @@ class Decoder:
             self._capture()
 
     def _run(self) -> torch.Tensor:
+        k, v = self.cache.k, self.cache.v
+        if self._graph is None and self.mode == "none":
+            # eager: attend over the live rows only (a captured step needs the fixed full width)
+            live = self.cache.length + 1
+            k, v = [t[:, :, :live] for t in k], [t[:, :, :live] for t in v]
         with torch.inference_mode():
-            return self._fn(self._token, self._pos, self._slot, self.cache.k, self.cache.v)
+            return self._fn(self._token, self._pos, self._slot, k, v)
 
     def _capture(self) -> None:
         """Warm up on a side stream (compiles, picks kernels), then capture. The warm-up writes rows
