@@ -23,6 +23,7 @@ from .models import (
     WebhookChannel,
 )
 from .notifiers import SIGNATURE_HEADER, sign, verify_signature
+from .scoring import QueryTower
 from .verify import LLMVerifier, Verifier, VerifierResult
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "LLMVerifier",
     "MqttChannel",
     "MqttSettings",
+    "QueryTower",
     "Schedule",
     "ScoringSettings",
     "Subscription",

@@ -45,6 +45,19 @@ class VisualTextEncoder(Protocol):
 PassageEmbedder = Callable[[Sequence[str]], np.ndarray]  # texts -> [N, Dt] unit norm (MiniLM)
 
 
+@dataclass(frozen=True, slots=True)
+class QueryTower:
+    """A VisualTextEncoder from parts, where the retrieval encoder lives elsewhere (a Ray actor's
+    `embed_texts`, with the scalars read once from its model)."""
+
+    embed: Callable[[Sequence[str]], np.ndarray]
+    logit_scale: float  # exp(model.logit_scale)
+    logit_bias: float
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        return np.asarray(self.embed(list(texts)), np.float32)
+
+
 def words(text: str) -> list[str]:
     return [_stem(w) for w in _WORD.findall(text.lower())]
 

@@ -99,3 +99,36 @@ async def wait_until(predicate, timeout_s: float = 20.0) -> None:
     while not predicate():
         assert time.monotonic() < deadline, "timed out"
         await asyncio.sleep(0.02)
+
+
+async def test_definitions_persist_and_a_changed_query_restarts_calibration(make_engine, bank, llm_dim):
+    from api.alerts import AlertNotFoundError, InvalidAlertError
+
+    engine = make_engine(verifier=None)
+    await engine.start(follow=False)
+    hooks = [{"url": "http://127.0.0.1:9/x", "secret": "s" * 16}]
+    alert = engine.define(
+        {"name": "evac", "query": QUERY, "streams": ["cam"], "channels": {"webhooks": hooks}}
+    )
+    bank.register_stream("cam")
+    for i in range(3):
+        bank.add(make_event("cam", i, 4.0 * i, "Wet floor", llm_dim=llm_dim))
+        await engine.process_event(f"cam:{i}")
+    assert len(engine.store.window(alert.id, "cam")) == 3
+
+    again = make_engine(verifier=None)  # a new process sees the same definitions, secrets intact
+    (loaded,) = again.list()
+    assert loaded == alert and loaded.channels.webhooks[0].secret.get_secret_value() == "s" * 16
+    same = again.define({"id": alert.id, "name": "renamed", "query": QUERY, "streams": ["cam"]})
+    assert same.created_s == alert.created_s and len(again.store.window(alert.id, "cam")) == 3
+    changed = again.define({"id": alert.id, "query": "a person falling"})
+    assert changed.query == "a person falling" and again.store.window(alert.id, "cam") == []
+
+    again.delete(alert.id)
+    assert again.list() == [] and again.firings() == []
+    with pytest.raises(AlertNotFoundError, match=f"no alert '{alert.id}'"):
+        again.get(alert.id)
+    with pytest.raises(InvalidAlertError, match="query"):
+        again.define({"query": ""})
+    with pytest.raises(InvalidAlertError, match="limit must be"):
+        again.firings(limit=0)

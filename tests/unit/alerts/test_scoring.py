@@ -53,12 +53,23 @@ def test_visual_probability_is_the_encoders_match_probability(tiny_siglip):
     assert [s.visual_probability for s in scores] == pytest.approx(expected.tolist(), abs=1e-6)
 
 
+def test_a_query_tower_from_parts_scores_like_the_encoder(tiny_siglip):
+    from api.alerts import QueryTower
+
+    tower = QueryTower(tiny_siglip.embed_texts, tiny_siglip.logit_scale, tiny_siglip.logit_bias)
+    emb = tiny_siglip.embed_images([np.full((32, 32, 3), 90, np.uint8)])[0]
+    direct, parts = Scorer(ScoringSettings(), visual=tiny_siglip), Scorer(ScoringSettings(), visual=tower)
+    a = direct.score(emb, "", direct.prepare(["a red car"]))[0]
+    b = parts.score(emb, "", parts.prepare(["a red car"]))[0]
+    assert a.visual_probability == pytest.approx(b.visual_probability)
+
+
 def test_random_weight_visual_scores_never_fire(tiny_siglip):
     """The tiny SigLIP's scores are noise; neither the warm-up floor nor calibration may let noise through."""
     settings = ScoringSettings(min_samples=20)
     scorer = Scorer(settings, visual=tiny_siglip)
     prepared = scorer.prepare(["a red car"])
-    frames = np.random.default_rng(1).integers(0, 256, (300, 48, 48, 3), dtype=np.uint8)
+    frames = np.random.default_rng(1).integers(0, 256, (200, 48, 48, 3), dtype=np.uint8)
     embeddings = tiny_siglip.embed_images(list(frames))
     alert = Alert(id="a", query="a red car", cooldown_s=0.0, created_s=0.0, updated_s=0.0)
     state = StreamState(ScoreWindow(settings.window_events))
