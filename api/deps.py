@@ -5,7 +5,6 @@ The one place that reads `app.state`; routes receive what they need as parameter
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Annotated
 
@@ -13,7 +12,7 @@ from fastapi import Depends, Request, WebSocket
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from .errors import RateLimitedError, UnavailableError
-from .security import SCOPES, ApiKey, KeyStore, RateLimiter, bearer_token, require
+from .security import SCOPES, ApiKey, RateLimiter, bearer_token, require
 from .service import Service
 
 _bearer = HTTPBearer(auto_error=False, description="An API key from `vidsight keys create`.")
@@ -30,12 +29,13 @@ def get_service(request: Request) -> Service:
 ServiceDep = Annotated[Service, Depends(get_service)]
 
 
-def authenticate(service: Service, token: str | None, authorization: str | None, scope: str) -> ApiKey:
-    """The key a request carries, checked for `scope` and charged one request of its rate limit."""
+def authenticate(service: Service, token: str | None, authorization: str | None, *scopes: str) -> ApiKey:
+    """The key a request carries, checked for one of `scopes` and charged one request of its rate limit."""
     if not service.api.require_keys:
         return _OPEN_KEY
     key = service.keys.verify(bearer_token(authorization, token))
-    require(key, scope)
+    if not any(key.allows(s) for s in scopes):
+        require(key, scopes[0])
     charge(service.limiter, key, service)
     return key
 
@@ -51,21 +51,24 @@ def charge(limiter: RateLimiter, key: ApiKey, service: Service) -> None:
         )
 
 
-def needs(scope: str) -> Callable[..., ApiKey]:
+def needs(*scopes: str) -> Callable[..., ApiKey]:
+    """A dependency: the request's key, holding one of `scopes`."""
+
     def dependency(
         service: ServiceDep,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> ApiKey:
         header = f"{credentials.scheme} {credentials.credentials}" if credentials is not None else None
-        return authenticate(service, None, header, scope)
+        return authenticate(service, None, header, *scopes)
 
-    dependency.__name__ = f"needs_{scope}"
+    dependency.__name__ = "needs_" + "_or_".join(scopes)
     return dependency
 
 
 ReadKey = Annotated[ApiKey, Depends(needs("read"))]
 IngestKey = Annotated[ApiKey, Depends(needs("ingest"))]
 AdminKey = Annotated[ApiKey, Depends(needs("admin"))]
+JobsKey = Annotated[ApiKey, Depends(needs("read", "ingest"))]  # who ingests may follow its jobs
 
 
 def websocket_service(websocket: WebSocket) -> Service:
@@ -73,11 +76,3 @@ def websocket_service(websocket: WebSocket) -> Service:
     if service is None or service.started_s is None:
         raise UnavailableError("the service is still starting")
     return service
-
-
-def keystore(service: ServiceDep) -> KeyStore:
-    return service.keys
-
-
-def now_s() -> float:
-    return time.time()

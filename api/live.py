@@ -40,8 +40,15 @@ CLOSE_POLICY = 1008
 
 
 class LiveClient:
-    def __init__(self, ws: WebSocket, settings: ApiSettings, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        ws: WebSocket,
+        settings: ApiSettings,
+        metrics: Metrics,
+        charge: Callable[[], float | None] = lambda: None,
+    ) -> None:
         self.ws = ws
+        self.charge = charge  # the key's rate limit: None if a question may go, else seconds to wait
         self.settings = settings
         self.metrics = metrics
         self.topics: set[str] = set(TOPICS)
@@ -111,6 +118,12 @@ class LiveClient:
             elif len(self.asks) >= self.settings.ws_max_inflight:
                 limit = self.settings.ws_max_inflight
                 self.push(_error(message.id, "rate_limited", f"at most {limit} open questions per client"))
+            elif (wait_s := self.charge()) is not None:
+                self.push(
+                    _error(
+                        message.id, "rate_limited", f"API key over its rate limit; retry in {wait_s:.2f} s"
+                    )
+                )
             else:
                 task = asyncio.create_task(self._answer(message, questions))
                 self.asks[message.id] = task
@@ -121,7 +134,7 @@ class LiveClient:
         text: list[str] = []
         try:
             async for item in questions.answer(
-                ask.question, scope, k=ask.scope.k, max_new_tokens=ask.max_new_tokens
+                ask.question, scope, k=ask.scope.k, max_new_tokens=ask.max_new_tokens, owner=f"ws:{id(self)}"
             ):
                 if isinstance(item, AnswerPiece):
                     text.append(item.text)
@@ -197,12 +210,15 @@ class LiveHub:
     def queued(self) -> int:
         return sum(c.queue.qsize() for c in list(self.clients))
 
-    async def serve(self, ws: WebSocket, questions: Questions) -> None:
-        """Run one accepted connection until it closes, fails or falls behind."""
+    async def serve(
+        self, ws: WebSocket, questions: Questions, charge: Callable[[], float | None] = lambda: None
+    ) -> None:
+        """Run one accepted connection until it closes, fails or falls behind. `charge` takes one
+        request from the client's key's rate limit for each question."""
         if len(self.clients) >= self.settings.max_ws_clients:
             await ws.close(CLOSE_TOO_SLOW, f"server has {self.settings.max_ws_clients} clients; try later")
             return
-        client = LiveClient(ws, self.settings, self.metrics)
+        client = LiveClient(ws, self.settings, self.metrics, charge)
         self.clients.add(client)
         self.metrics.ws_clients.set(len(self.clients))
         tasks = [
@@ -220,8 +236,10 @@ class LiveHub:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             if client.failed.is_set():
+                # Its socket is backed up, so the close frame may never leave: don't wait on it for
+                # long (the server aborts the connection after its own close timeout).
                 with contextlib.suppress(Exception):
-                    await ws.close(CLOSE_TOO_SLOW, client.reason[:120])
+                    await asyncio.wait_for(ws.close(CLOSE_TOO_SLOW, client.reason[:120]), 2.0)
             elif tasks[1].done() and not isinstance(tasks[1].exception(), WebSocketDisconnect):
                 with contextlib.suppress(Exception):
                     await ws.close()

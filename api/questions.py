@@ -2,9 +2,10 @@
 (stream and time filters), and for `ask` the compressor picks tokens under the budget and the LLM
 streams the answer.
 
-The LLM runs one turn at a time. Questions wait for it in an asyncio semaphore (the queue depth is
-a metric; past `max_pending_answers` new questions get 503), so a crowd of clients queues instead
-of piling threads on the model lock, and nothing here ever blocks the event loop.
+The LLM runs one turn at a time. Questions wait for it in a fair lock: owners (a WebSocket
+connection, or an API key over REST) take turns round-robin, so one client with many questions does
+not make the others wait behind all of them. The queue depth is a metric; past
+`max_pending_answers` new questions get 503. Nothing here blocks the event loop.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from llm import Answer, AnswerPiece, Runner, context_from_selection
 from memory import Hit
 
 from .config import ApiSettings
-from .errors import UnavailableError
+from .errors import NotFoundError, UnavailableError
+from .fairness import FairLock
 from .metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -98,7 +100,7 @@ class Questions:
         self.ask_events = ask_events
         self.metrics = metrics
         self.text_search = text_search
-        self._slot = asyncio.Semaphore(1)
+        self._model = FairLock()
         self.waiting = 0  # questions queued for the model
         self.answering = 0
 
@@ -119,6 +121,12 @@ class Questions:
         return hits
 
     def _visual(self, query_embedding: np.ndarray, scope: Scope, k: int) -> list[Hit]:
+        known = self.memory.streams()
+        for stream_id in scope.streams or []:
+            if stream_id not in known:
+                raise NotFoundError(
+                    f"unknown stream {stream_id!r}; known: {', '.join(sorted(known)[:20]) or 'none'}"
+                )
         if self.memory.events == 0:
             return []  # an empty bank has no dimension yet to check the query against
         return list(self.memory.search(query_embedding, k, scope.streams, scope.since, scope.until))
@@ -138,10 +146,16 @@ class Questions:
         return context_from_selection(selection), [h for h in hits if h.event_id in chosen]
 
     async def answer(
-        self, question: str, scope: Scope, *, k: int | None = None, max_new_tokens: int | None = None
+        self,
+        question: str,
+        scope: Scope,
+        *,
+        k: int | None = None,
+        max_new_tokens: int | None = None,
+        owner: str = "",
     ) -> AsyncIterator[AnswerPiece | Done]:
         """Stream the answer: AnswerPiece items, then one Done. Cancelling the consumer stops the
-        model within one decode step."""
+        model within one decode step. `owner` names whose turn this is in the fair queue."""
         started = time.perf_counter()
         if self.waiting >= self.settings.max_pending_answers:
             raise UnavailableError(
@@ -151,7 +165,7 @@ class Questions:
         context, cited = await asyncio.to_thread(self._context, question, scope, k or self.ask_events)
         self.waiting += 1
         try:
-            await asyncio.wait_for(self._slot.acquire(), self.settings.ask_timeout_s)
+            await asyncio.wait_for(self._model.acquire(owner), self.settings.ask_timeout_s)
         except TimeoutError:
             raise UnavailableError(
                 f"the model stayed busy for {self.settings.ask_timeout_s} s; try again shortly"
@@ -177,14 +191,20 @@ class Questions:
             self.metrics.query_latency.labels("ask").observe(time.perf_counter() - started)
         finally:
             self.answering -= 1
-            self._slot.release()
+            self._model.release()
         yield Done(stream.answer, cited)
 
     async def ask(
-        self, question: str, scope: Scope, *, k: int | None = None, max_new_tokens: int | None = None
+        self,
+        question: str,
+        scope: Scope,
+        *,
+        k: int | None = None,
+        max_new_tokens: int | None = None,
+        owner: str = "",
     ) -> Done:
         done = None
-        async for item in self.answer(question, scope, k=k, max_new_tokens=max_new_tokens):
+        async for item in self.answer(question, scope, k=k, max_new_tokens=max_new_tokens, owner=owner):
             if isinstance(item, Done):
                 done = item
         assert done is not None

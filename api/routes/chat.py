@@ -39,12 +39,14 @@ def models(service: ServiceDep, _key: ReadKey) -> ModelList:
     },
     summary="OpenAI-compatible chat over the footage (scope in the `video` field)",
 )
-async def chat_completions(body: ChatRequest, service: ServiceDep, _key: ReadKey) -> Any:
+async def chat_completions(body: ChatRequest, service: ServiceDep, key: ReadKey) -> Any:
     question = next(m.text() for m in reversed(body.messages) if m.role == "user" and m.text().strip())
     video = body.video
     scope = Scope(video.streams, video.since, video.until) if video else Scope()
     limit = body.max_completion_tokens or body.max_tokens
-    answer = service.questions.answer(question, scope, k=video.k if video else None, max_new_tokens=limit)
+    answer = service.questions.answer(
+        question, scope, k=video.k if video else None, max_new_tokens=limit, owner=f"key:{key.key_id}"
+    )
     first = await anext(answer)  # scope errors become a 4xx before any byte is sent
     completion_id = "chatcmpl-" + uuid.uuid4().hex[:24]
     created = int(time.time())

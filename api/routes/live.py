@@ -23,12 +23,16 @@ async def live(
 ) -> None:
     try:
         service = websocket_service(websocket)
-        authenticate(service, token, authorization, "read")
+        key = authenticate(service, token, authorization, "read")
     except ApiError as exc:
         await refuse(websocket, exc)
         return
     await websocket.accept()
-    await service.hub.serve(websocket, service.questions)
+
+    def charge() -> float | None:
+        return service.limiter.acquire(key.key_id) if service.api.require_keys else None
+
+    await service.hub.serve(websocket, service.questions, charge)
 
 
 async def refuse(websocket: WebSocket, exc: ApiError) -> None:

@@ -41,9 +41,11 @@ async def search(body: SearchRequest, service: ServiceDep, _key: ReadKey) -> Sea
     responses={200: {"content": {"text/event-stream": {}}, "description": "JSON, or SSE when stream=true"}},
     summary="Answer a question about the footage, with cited events",
 )
-async def ask(body: AskRequest, service: ServiceDep, _key: ReadKey) -> Any:
+async def ask(body: AskRequest, service: ServiceDep, key: ReadKey) -> Any:
     scope = Scope(body.streams, body.since, body.until)
-    answer = service.questions.answer(body.question, scope, k=body.k, max_new_tokens=body.max_new_tokens)
+    answer = service.questions.answer(
+        body.question, scope, k=body.k, max_new_tokens=body.max_new_tokens, owner=f"key:{key.key_id}"
+    )
     first = await anext(answer)  # retrieval errors become a 4xx here, before any byte is sent
     if body.stream:
         return sse_response(_ask_messages(first, answer, service))

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Path, UploadFile
 
-from ..deps import IngestKey, ReadKey, ServiceDep
+from ..deps import IngestKey, JobsKey, ServiceDep
 from ..schemas import JobList, JobOut, StreamId, VideoCreate
 
 router = APIRouter(prefix="/v1/videos", tags=["videos"])
@@ -31,12 +31,12 @@ async def upload_video(
 
 
 @router.get("", response_model=JobList, summary="Video jobs, oldest first")
-def list_jobs(service: ServiceDep, _key: ReadKey) -> JobList:
+def list_jobs(service: ServiceDep, _key: JobsKey) -> JobList:
     return JobList(jobs=[JobOut(**job.as_dict()) for job in service.jobs.all()])
 
 
 @router.get("/{job_id}", response_model=JobOut, summary="One job with its progress")
 def get_job(
-    job_id: Annotated[str, Path(max_length=64, pattern=r"^[0-9a-f]+$")], service: ServiceDep, _key: ReadKey
+    job_id: Annotated[str, Path(max_length=64, pattern=r"^[0-9a-f]+$")], service: ServiceDep, _key: JobsKey
 ) -> JobOut:
     return JobOut(**service.jobs.get(job_id).as_dict())
