@@ -10,7 +10,7 @@ import sys
 
 from vidsight.settings import Settings
 
-COMMANDS = ("serve", "ingest", "ask", "eval", "demo", "keys", "bench")
+COMMANDS = ("serve", "ingest", "search", "ask", "eval", "demo", "keys", "bench")
 
 
 def build_parser() -> argparse.ArgumentParser:
