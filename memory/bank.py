@@ -173,6 +173,18 @@ class MemoryBank:
     def apply_retention(self, now_wall_s: float | None = None) -> list[str]:
         return [e for w in self.writers for e in w.apply_retention(now_wall_s)]
 
+    def event_ids(self, stream_id: str, since: float | None = None, until: float | None = None) -> list[str]:
+        """Ids of a stream's events whose start lies in [since, until) on its clock, oldest first.
+        Read from memory: works while Redis is down."""
+        self.registry.get(stream_id)
+        since, until = check_window(since, until)
+        return self.writer_for(stream_id).event_ids(stream_id, since, until)
+
+    def last_entry_id(self) -> str:
+        """Id of the newest entry of the new-event stream ("0-0" when empty): follow from it to see
+        exactly what comes after now."""
+        return self.redis.last_entry_id()
+
     def follow(self, last_id: str = "$", block_ms: int = 1000, count: int = 100) -> list[StreamEntry]:
         """New-event entries after last_id (see RedisStore.follow)."""
         return self.redis.follow(last_id, block_ms, count)

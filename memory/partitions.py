@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .vector_index import _faiss
+
 _FLOAT_COLS = ("t0", "t1", "start_pts_s", "end_pts_s", "start_wall_s", "end_wall_s", "added_wall_s")
 _INT_COLS = ("fid", "bytes", "lsn")
 _SMALL_COLS = ("n_thumbs",)
@@ -204,16 +206,23 @@ class StreamPartition:
     def search(
         self, query: np.ndarray, k: int, since: float | None, until: float | None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Exact top-k inside the window: (scores [<=k] float32, fids [<=k] int64)."""
+        """Exact top-k inside the window: (scores [<=k] float32, fids [<=k] int64).
+
+        FAISS's own kernel, not numpy's: one query against a block is a matrix-vector product, and
+        a multi-threaded BLAS stalls on it when the cores are busy (p95 18 ms vs 1.4 ms measured)."""
         lo, hi, mask = self.window(since, until)
         if mask is None:
-            scores = self.vectors[lo:hi] @ query
-            fids = self.cols["fid"][lo:hi]
+            block, fids = self.vectors[lo:hi], self.cols["fid"][lo:hi]
         else:
             rows = lo + np.flatnonzero(mask)
-            scores = self.vectors[rows] @ query
-            fids = self.cols["fid"][rows]
-        return top_k(scores, fids, k)
+            block, fids = self.vectors[rows], self.cols["fid"][rows]
+        if block.shape[0] == 0:
+            return np.empty(0, np.float32), np.empty(0, np.int64)
+        faiss = _faiss()
+        scores, idx = faiss.knn(
+            query.reshape(1, -1), block, min(k, block.shape[0]), faiss.METRIC_INNER_PRODUCT
+        )
+        return scores[0], fids[idx[0]]
 
     def mark_dead(self, i: int) -> None:
         if self.cols["alive"][i]:

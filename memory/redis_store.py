@@ -222,6 +222,10 @@ class RedisStore:
         )
         return cast(list[str], members)
 
+    def last_entry_id(self) -> str:
+        newest = self.call("read stream tip", lambda c: c.xrevrange(self.events_stream_key, count=1))
+        return str(newest[0][0]) if newest else "0-0"
+
     def follow(self, last_id: str = "$", block_ms: int = 1000, count: int = 100) -> list[StreamEntry]:
         """Entries after last_id ("$": only new ones; "0": from the start), waiting up to block_ms.
         Pass the last returned entry_id back in. Never waits longer than block_ms plus timeouts."""

@@ -405,6 +405,22 @@ class MemoryWriter:
             raise UnknownEventError(f"event {event_id!r} was deleted while being read") from exc
         return to_event(row, vector, arrays, thumbnails)
 
+    def event_ids(self, stream_id: str, since: float | None, until: float | None) -> list[str]:
+        """Ids of the stream's events starting in [since, until) on its clock, oldest first."""
+        with self._rw.read():
+            part = self.mem.parts.get(stream_id)
+            if part is None:
+                return []
+            rows = part.live_rows()
+            t0 = part.cols["t0"][rows]
+            keep = np.ones(rows.shape[0], bool)
+            if since is not None:
+                keep &= t0 >= since
+            if until is not None:
+                keep &= t0 < until
+            rows = rows[keep][np.argsort(t0[keep], kind="stable")]
+            return [part.event_ids[i] for i in rows.tolist()]
+
     def has_event(self, event_id: str) -> bool:
         return event_id in self.mem.fid_of
 

@@ -216,3 +216,15 @@ def test_events_without_arrays_or_thumbnails_write_no_files(open_bank):
     bank.add(event)
     assert not any(bank.writers[0].blobs.root.rglob("*")) if bank.writers[0].blobs.root.exists() else True
     assert bank.get_event("cam:0").tokens.shape == (0, 8)
+
+
+def test_event_ids_lists_a_streams_starts_in_time_order_and_last_entry_id_marks_now(open_bank):
+    bank = open_bank()
+    bank.register_stream("cam")
+    assert bank.last_entry_id() == "0-0"
+    bank.add_many([make_event(i, "cam", start_s=float(10 - i)) for i in range(5)])  # arrive newest first
+    assert bank.event_ids("cam") == [f"cam:{i}" for i in (4, 3, 2, 1, 0)]
+    assert bank.event_ids("cam", since=7.0, until=9.0) == ["cam:3", "cam:2"]
+    tip = bank.last_entry_id()
+    bank.add(make_event(9, "cam"))
+    assert [e.event_id for e in bank.follow(tip, block_ms=0)] == ["cam:9"]
