@@ -1,8 +1,8 @@
-"""Shard snapshots: the FAISS index, the partitions' columns and a manifest, written to a temporary
-folder, fsynced and renamed into place, so a snapshot is either complete or absent. The newest
-complete one plus the log records after its `lsn` give back the shard exactly.
+"""Shard snapshots: the index (memory/index_files.py), the partitions' columns and a manifest,
+written to a temporary folder, fsynced and renamed into place, so a snapshot is either complete or
+absent. The newest complete one plus the log records after its `lsn` give back the shard exactly.
 
-Vectors are stored once, inside the FAISS file; loading copies them out into the stream partitions.
+Vectors are stored once, in the index's chunk files; loading copies them out into the partitions.
 """
 
 from __future__ import annotations
@@ -11,18 +11,19 @@ import json
 import os
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .errors import CorruptStoreError
+from .index_files import CHUNKS, prune_chunks, read_index, write_index
 from .partitions import COLUMNS, StreamPartition
 from .vector_index import EventIndex, HnswParams
 from .wal import fsync_dir
 
-FORMAT = 1
+FORMAT = 2
 
 
 @dataclass(slots=True)
@@ -32,6 +33,7 @@ class ShardState:
     dim: int | None
     index: EventIndex | None
     parts: dict[str, StreamPartition]
+    chunks: list[str] = field(default_factory=list)  # vector chunk files the snapshot lists
 
 
 def _fsync_file(path: Path) -> None:
@@ -42,36 +44,28 @@ def _fsync_file(path: Path) -> None:
         os.close(fd)
 
 
-def write_snapshot(root: Path, state: ShardState) -> Path:
-    """Write a complete snapshot of `state` under root/<lsn>; returns its folder."""
+def write_snapshot(root: Path, state: ShardState) -> tuple[Path, list[str]]:
+    """Write a complete snapshot of `state` under root/<lsn>; returns its folder and vector chunks.
+    `state.chunks` are the previous snapshot's chunks, reused where the index only grew since."""
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"{state.lsn:020d}"
     tmp = root / f"tmp-{state.lsn:020d}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
+    chunks: list[str] = []
     if state.index is not None:
-        state.index.write(tmp / "index.faiss")
-    names = sorted(state.parts)
-    live = {s: state.parts[s].live_rows() for s in names}
-    columns: dict[str, np.ndarray] = {
-        c: np.concatenate([state.parts[s].col(c)[live[s]] for s in names] or [np.empty(0)]) for c in COLUMNS
-    }
-    columns["stream_code"] = np.concatenate(
-        [np.full(live[s].shape[0], i, np.int32) for i, s in enumerate(names)] or [np.empty(0, np.int32)]
-    )
-    np.savez(tmp / "catalog.npz", **columns)  # type: ignore[arg-type]
-    # Event ids and metadata hold no newline (ids are checked, metadata is compact JSON).
-    ids = [state.parts[s].event_ids[i] for s in names for i in live[s].tolist()]
-    meta = [state.parts[s].meta[i] for s in names for i in live[s].tolist()]
-    (tmp / "event_ids.txt").write_text("\n".join(ids))
-    (tmp / "meta.txt").write_text("\n".join(meta))
+        chunks = write_index(state.index, tmp, root / CHUNKS, state.chunks)
+        fsync_dir(root / CHUNKS)
+    _write_catalog(tmp, state.parts)
     manifest: dict[str, Any] = {
         "format": FORMAT,
         "lsn": state.lsn,
         "next_fid": state.next_fid,
         "dim": state.dim,
-        "streams": names,
-        "events": len(ids),
+        "streams": sorted(state.parts),
+        "events": sum(p.live for p in state.parts.values()),
+        "chunks": chunks,
+        "generation": None if state.index is None else state.index.generation,
         "created_wall_s": time.time(),
     }
     (tmp / "manifest.json").write_text(json.dumps(manifest))
@@ -81,7 +75,24 @@ def write_snapshot(root: Path, state: ShardState) -> Path:
     shutil.rmtree(final, ignore_errors=True)
     os.rename(tmp, final)
     fsync_dir(root)
-    return final
+    return final, chunks
+
+
+def _write_catalog(folder: Path, parts: dict[str, StreamPartition]) -> None:
+    names = sorted(parts)
+    live = {s: parts[s].live_rows() for s in names}
+    columns: dict[str, np.ndarray] = {
+        c: np.concatenate([parts[s].col(c)[live[s]] for s in names] or [np.empty(0)]) for c in COLUMNS
+    }
+    columns["stream_code"] = np.concatenate(
+        [np.full(live[s].shape[0], i, np.int32) for i, s in enumerate(names)] or [np.empty(0, np.int32)]
+    )
+    np.savez(folder / "catalog.npz", **columns)  # type: ignore[arg-type]
+    # Event ids and metadata hold no newline (ids are checked, metadata is compact JSON).
+    (folder / "event_ids.txt").write_text(
+        "\n".join(parts[s].event_ids[i] for s in names for i in live[s].tolist())
+    )
+    (folder / "meta.txt").write_text("\n".join(parts[s].meta[i] for s in names for i in live[s].tolist()))
 
 
 def latest_snapshot(root: Path) -> Path | None:
@@ -91,11 +102,12 @@ def latest_snapshot(root: Path) -> Path | None:
     return max(done, key=lambda p: int(p.name)) if done else None
 
 
-def prune_snapshots(root: Path, keep: Path) -> None:
-    """Remove every snapshot folder but `keep` (and unfinished temporary ones)."""
+def prune_snapshots(root: Path, keep: Path, chunks: list[str]) -> None:
+    """Remove every snapshot folder but `keep`, unfinished temporary ones, and unlisted chunks."""
     for path in root.iterdir():
-        if path.is_dir() and path != keep:
+        if path.is_dir() and path != keep and path.name != CHUNKS:
             shutil.rmtree(path, ignore_errors=True)
+    prune_chunks(root / CHUNKS, chunks)
 
 
 def read_snapshot(folder: Path, hnsw: HnswParams) -> ShardState:
@@ -105,11 +117,13 @@ def read_snapshot(folder: Path, hnsw: HnswParams) -> ShardState:
             raise CorruptStoreError(
                 f"snapshot {folder} has format {manifest.get('format')}, expected {FORMAT}"
             )
-        dim = manifest["dim"]
-        index = EventIndex.read(folder / "index.faiss", hnsw) if (folder / "index.faiss").exists() else None
+        dim, chunks = manifest["dim"], manifest["chunks"]
+        index = None
+        if manifest["generation"] is not None:
+            index = read_index(folder, folder.parent / CHUNKS, chunks, dim, manifest["generation"], hnsw)
         catalog = np.load(folder / "catalog.npz")
         ids_text, meta_text = (folder / "event_ids.txt").read_text(), (folder / "meta.txt").read_text()
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:  # RuntimeError: FAISS's read errors
         raise CorruptStoreError(f"snapshot {folder} is unreadable: {exc}") from exc
     n = int(manifest["events"])
     ids = ids_text.split("\n") if n else []
@@ -119,7 +133,7 @@ def read_snapshot(folder: Path, hnsw: HnswParams) -> ShardState:
             f"snapshot {folder}: {n} events but {len(ids)} ids and {len(meta)} metadata lines"
         )
     parts = _partitions(manifest["streams"], catalog, ids, meta, dim, index)
-    return ShardState(manifest["lsn"], manifest["next_fid"], dim, index, parts)
+    return ShardState(manifest["lsn"], manifest["next_fid"], dim, index, parts, chunks)
 
 
 def _partitions(

@@ -9,6 +9,7 @@ navigation) and an `IDSelectorBitmap` over live rows keeps it out of results unt
 from __future__ import annotations
 
 import math
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -56,6 +57,10 @@ class EventIndex:
         self._alive = np.empty(0, dtype=bool)  # [ntotal]
         self._alive_bits: np.ndarray | None = None  # packed _alive, present while tombstones exist
         self.dead = 0
+        # Rows only ever append within one generation; a rebuild starts a new one, so snapshots
+        # write only the vectors added since the last snapshot of the same generation.
+        self.generation = uuid.uuid4().hex[:12]
+        self._storage = None  # the storage object when it was attached to a loaded graph
 
     def _new_faiss_index(self):
         faiss = _faiss()
@@ -146,6 +151,10 @@ class EventIndex:
     def live_ids(self) -> np.ndarray:
         return self.ids[self._alive]
 
+    def live_mask(self) -> np.ndarray:
+        """[ntotal] bool, a copy: False for tombstones."""
+        return self._alive.copy()
+
     def storage_view(self) -> np.ndarray:
         """[ntotal, D] float32 view of FAISS's own storage, no copy; valid until the next add."""
         if self.ntotal == 0:
@@ -154,26 +163,38 @@ class EventIndex:
         flat = faiss.downcast_index(self._index.storage) if self.kind == "hnsw" else self._index
         return faiss.rev_swig_ptr(flat.get_xb(), self.ntotal * self.dim).reshape(self.ntotal, self.dim)
 
-    # Persistence: the FAISS file plus ids and the alive mask next to it.
-    def write(self, path: Path) -> None:
-        _faiss().write_index(self._index, str(path))
-        np.savez(path.with_suffix(".rows.npz"), ids=self.ids, alive=self._alive)
+    # Persistence (memory/index_files.py): the graph, the rows, and the storage's vectors.
+    def write_graph(self, path: Path) -> None:
+        """The HNSW graph without its vectors (IO_FLAG_SKIP_STORAGE); flat indexes have none."""
+        faiss = _faiss()
+        faiss.write_index(self._index, str(path), faiss.IO_FLAG_SKIP_STORAGE)
 
     @classmethod
-    def read(cls, path: Path, hnsw: HnswParams) -> EventIndex:
+    def assemble(
+        cls, dim: int, hnsw: HnswParams, graph: Path | None, vector_chunks: list[np.ndarray], ids: np.ndarray,
+        alive: np.ndarray, generation: str,
+    ) -> EventIndex:  # fmt: skip
+        """An index from its parts: the graph file (None: flat) and its storage rows in order."""
         faiss = _faiss()
-        raw = faiss.read_index(str(path))
-        kind: IndexKind = "hnsw" if isinstance(raw, faiss.IndexHNSW) else "flat"
-        self = cls(raw.d, kind, hnsw)
-        self._index = raw
-        if kind == "hnsw":
+        storage = faiss.IndexFlatIP(dim)
+        for chunk in vector_chunks:
+            storage.add(np.ascontiguousarray(chunk, dtype=np.float32))
+        self = cls(dim, "flat" if graph is None else "hnsw", hnsw)
+        self.generation = generation
+        if graph is not None:
+            raw = faiss.read_index(str(graph))
+            raw.storage = storage  # our reference keeps it alive; the graph does not own it
+            raw.own_fields = False
             raw.hnsw.efSearch = hnsw.ef_search
-        rows = np.load(path.with_suffix(".rows.npz"))
-        self.ids, self._alive = rows["ids"], rows["alive"]
-        if self.ids.shape[0] != raw.ntotal:
-            raise ValueError(f"{path}: {raw.ntotal} vectors but {self.ids.shape[0]} ids")
-        self.dead = int((~self._alive).sum())
-        self._alive_bits = pack_mask(self._alive) if self.dead else None
+            self._storage = storage
+            self._index = raw
+        else:
+            self._index = storage
+        if not ids.shape[0] == alive.shape[0] == storage.ntotal == self._index.ntotal:
+            raise ValueError(f"index parts disagree: {ids.shape[0]} ids, {storage.ntotal} vectors")
+        self.ids, self._alive = ids, alive
+        self.dead = int((~alive).sum())
+        self._alive_bits = pack_mask(alive) if self.dead else None
         return self
 
 

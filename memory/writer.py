@@ -117,7 +117,8 @@ class MemoryWriter:
             state = ShardState(0, 0, self.settings.embedding_dim, None, {})
         else:
             state = read_snapshot(folder, policy.hnsw)
-            prune_snapshots(snapshots, keep=folder)  # unfinished temporary folders of a crash
+            prune_snapshots(snapshots, keep=folder, chunks=state.chunks)  # leftovers of a crash
+        self._chunks = state.chunks
         if state.dim is not None and self.settings.embedding_dim not in (None, state.dim):
             raise MemoryBankError(
                 f"shard {self.shard} in {self.directory} holds dimension {state.dim}, "
@@ -457,13 +458,15 @@ class MemoryWriter:
         if self.lsn == self.snapshot_lsn and latest_snapshot(self.directory / "snapshots") is not None:
             return None
         with self._rw.read():
-            state = ShardState(self.lsn, self.next_fid, self.mem.dim, self.mem.index, self.mem.parts)
-            folder = write_snapshot(self.directory / "snapshots", state)
+            state = ShardState(
+                self.lsn, self.next_fid, self.mem.dim, self.mem.index, self.mem.parts, self._chunks
+            )
+            folder, self._chunks = write_snapshot(self.directory / "snapshots", state)
         self.snapshot_lsn = self.lsn
         self._last_snapshot_s = time.monotonic()
         self.wal.rotate()
         self.wal.drop_through(self.snapshot_lsn)
-        prune_snapshots(self.directory / "snapshots", keep=folder)
+        prune_snapshots(self.directory / "snapshots", keep=folder, chunks=self._chunks)
         return folder
 
     def _snapshot_logged(self) -> None:
@@ -584,9 +587,7 @@ class MemoryWriter:
             snapshot_lsn=self.snapshot_lsn,
             recovered_records=self.recovered_records,
             recover_s=round(self.recover_s, 4),
-            disk_bytes=stored
-            + self.wal.disk_bytes()
-            + _folder_bytes(latest_snapshot(self.directory / "snapshots")),
+            disk_bytes=stored + self.wal.disk_bytes() + _folder_bytes(self.directory / "snapshots"),
             last_error=self.last_error,
         )
 
@@ -613,5 +614,5 @@ class MemoryWriter:
             self._closed = True
 
 
-def _folder_bytes(folder: Path | None) -> int:
-    return 0 if folder is None else sum(p.stat().st_size for p in folder.iterdir())
+def _folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) if folder.exists() else 0

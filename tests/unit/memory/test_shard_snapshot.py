@@ -61,7 +61,8 @@ def test_snapshot_round_trip_answers_the_same(tmp_path):
     x, _ = _fill(mem, 120, streams=3, dim=8)
     mem.remove("e5")
     mem.set_pinned("e6", True)
-    write_snapshot(tmp_path, ShardState(121, 120, 8, mem.index, mem.parts))
+    _, chunks = write_snapshot(tmp_path, ShardState(121, 120, 8, mem.index, mem.parts))
+    assert chunks == [f"{mem.index.generation}-{0:012d}-{120:012d}.npy"]
     state = read_snapshot(latest_snapshot(tmp_path), HnswParams(ef_search=256))
     back = ShardMemory.from_state(state.dim, state.index, state.parts, _policy())
     assert (state.lsn, state.next_fid, back.live) == (121, 120, 119)

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from memory.index_files import read_index, write_index
 from memory.vector_index import EventIndex, HnswParams, build_index, choose_kind
 
 from .factories import unit_rows
@@ -54,18 +55,39 @@ def test_selector_restricts_results_to_allowed_rows():
         assert list(got) == list(_brute(x, ids, q, 5, allowed))
 
 
-def test_write_read_round_trip_keeps_ids_and_tombstones(tmp_path):
+@pytest.mark.parametrize("kind", ["flat", "hnsw"])
+def test_snapshots_write_only_new_vectors_and_read_back_the_same_index(tmp_path, kind):
     rng = np.random.default_rng(3)
-    x, ids = unit_rows(rng, 100, 8), np.arange(100, dtype=np.int64) * 2
-    index = EventIndex(8, "hnsw", HnswParams())
-    index.add(ids, x)
+    x, ids = unit_rows(rng, 300, 8), np.arange(300, dtype=np.int64) * 2
+    index = EventIndex(8, kind, HnswParams())
+    index.add(ids[:100], x[:100])
+    (tmp_path / "s1").mkdir()
+    first = write_index(index, tmp_path / "s1", tmp_path / "vectors", [])
+    index.add(ids[100:], x[100:])
     index.remove(ids[:10])
-    index.write(tmp_path / "i.faiss")
-    back = EventIndex.read(tmp_path / "i.faiss", HnswParams())
-    assert back.kind == "hnsw" and back.dead == 10 and np.array_equal(back.ids, ids)
-    assert np.allclose(back.storage_view()[5], x[5])
-    q = x[3]
-    assert list(back.search(q, 5)[1]) == list(index.search(q, 5)[1])
+    (tmp_path / "s2").mkdir()
+    second = write_index(index, tmp_path / "s2", tmp_path / "vectors", first)
+    assert second[0] == first[0] and len(second) == 2  # the first 100 vectors were not written again
+    back = read_index(tmp_path / "s2", tmp_path / "vectors", second, 8, index.generation, HnswParams())
+    assert back.kind == kind and back.dead == 10 and np.array_equal(back.ids, ids)
+    assert np.allclose(back.storage_view(), x)
+    for q in x[::30]:
+        assert list(back.search(q, 5)[1]) == list(index.search(q, 5)[1])
+    back.add(np.array([1000]), x[50:51])  # a loaded index keeps growing
+    assert sorted(back.search(x[50], 2)[1].tolist()) == [100, 1000]
+
+
+def test_a_rebuilt_index_writes_all_its_vectors_again(tmp_path):
+    x, ids = unit_rows(np.random.default_rng(4), 50, 8), np.arange(50, dtype=np.int64)
+    old = EventIndex(8, "flat", HnswParams())
+    old.add(ids, x)
+    (tmp_path / "a").mkdir()
+    chunks = write_index(old, tmp_path / "a", tmp_path / "vectors", [])
+    rebuilt = build_index(8, "hnsw", HnswParams(), ids[10:], x[10:])
+    (tmp_path / "b").mkdir()
+    assert write_index(rebuilt, tmp_path / "b", tmp_path / "vectors", chunks) == [
+        f"{rebuilt.generation}-{0:012d}-{40:012d}.npy"
+    ]
 
 
 def test_rebuild_over_live_rows_drops_tombstones():
