@@ -483,7 +483,7 @@ def run(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
         "decode_mode": runner.decode_mode,
     }
 
-    repeats = args.repeats or (1 if args.quick else 5)
+    repeats = args.repeats or (3 if args.quick else 5)
     _peak_gib(runner.device)
     rounds = []
     for _ in range(repeats):
