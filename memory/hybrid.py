@@ -2,11 +2,13 @@
 
 Each channel gives ranked lists: keyword (BM25) and embedding matches for `ocr` and `speech`, and
 the caller's visual hits. An item's fused score is the weighted sum of 1 / (rrf_k + rank) over the
-lists it appears in (Cormack et al. 2009), so scores on different scales (BM25, cosine, SigLIP)
-never have to be compared. Items are then grouped into time ranges per stream around the best
-item, and a range scores the best item of each channel it holds, summed: agreement between
-channels counts, many chunks of one channel do not. Scores are divided by the best score any
-item could get, so they lie in (0, 1].
+lists it appears in (reciprocal rank fusion, Cormack et al. 2009), so scores on different scales
+(BM25, cosine, SigLIP) never have to be compared; each text contribution is scaled by the match's
+strength within its own list (query-term coverage, cosine relative to the list's best), so a
+chunk that shares one common word with the query does not earn a full rank-1 share. Items are
+then grouped into time ranges per stream around the best item, and a range scores the best item of
+each channel it holds, summed: agreement between channels counts, many chunks of one channel do not.
+Scores are divided by the best score any item could get, so they lie in (0, 1].
 """
 
 from __future__ import annotations
@@ -100,16 +102,21 @@ def _check_channels(channels: Iterable[str] | None) -> set[str]:
 
 
 def _fuse_text(items: dict[str, _Item], matches: list[TextMatch], weight: float, rrf_k: float) -> float:
-    """Adds each match's 1/(k + rank) to its item; returns the best contribution this list can give."""
+    """Adds each match's weight / (k + rank) to its item, scaled by how strong the match is for its
+    list (keyword: the share of the query's term weight it covers; embedding: its cosine relative to
+    the list's best), so a chunk that shares one common word with the query cannot take a whole
+    rank-1 share. Returns the most this list can give one item."""
     if not matches or weight <= 0:
         return 0.0
+    top = max(m.score for m in matches)
     for rank, match in enumerate(matches, start=1):
         c = match.chunk
         item = items.get(c.chunk_id)
         if item is None:
             item = _Item(c.chunk_id, c.channel, c.stream_id, c.start_pts_s, c.end_pts_s, chunk=c)
             items[c.chunk_id] = item
-        item.score += weight / (rrf_k + rank)
+        strength = match.coverage if match.kind == "keyword" else (match.score / top if top > 0 else 0.0)
+        item.score += weight * min(1.0, max(0.0, strength)) / (rrf_k + rank)
         item.matched_terms.update(match.matched_terms)
     return weight / (rrf_k + 1)
 

@@ -134,6 +134,7 @@ class TextMatch:
     score: float  # BM25 score, or cosine for semantic matches
     kind: str  # "keyword" | "semantic"
     matched_terms: tuple[str, ...] = ()
+    coverage: float = 1.0  # keyword: share of the query's term weight (IDF) this chunk matched
 
 
 class KeywordIndex:
@@ -156,10 +157,12 @@ class KeywordIndex:
 
     def search(
         self, query: str, k: int, allowed: np.ndarray | None = None
-    ) -> list[tuple[int, float, tuple[str, ...]]]:
-        """(row, score, matched terms) of the k best rows with at least one query term.
+    ) -> list[tuple[int, float, tuple[str, ...], float]]:
+        """(row, score, matched terms, coverage) of the k best rows with at least one query term.
 
-        allowed: [rows] bool mask; False rows are skipped.
+        coverage: the matched terms' share of the IDF of all query terms the index knows, so a
+        chunk that matches one common word of a five-word query is told apart from one that
+        matches all five. allowed: [rows] bool mask; False rows are skipped.
         """
         n = len(self._lengths)
         if n == 0:
@@ -167,19 +170,23 @@ class KeywordIndex:
         avg_len = self._total_length / n
         scores: dict[int, float] = defaultdict(float)
         matched: dict[int, list[str]] = defaultdict(list)
+        weight: dict[int, float] = defaultdict(float)
+        query_weight = 0.0
         for term in dict.fromkeys(tokenize(query)):
             postings = self._postings.get(term)
             if not postings:
                 continue
             idf = math.log(1 + (n - len(postings) + 0.5) / (len(postings) + 0.5))
+            query_weight += idf
             for row, tf in postings.items():
                 if allowed is not None and not allowed[row]:
                     continue
                 norm = tf + _BM25_K1 * (1 - _BM25_B + _BM25_B * self._lengths[row] / avg_len)
                 scores[row] += idf * tf * (_BM25_K1 + 1) / norm
                 matched[row].append(term)
+                weight[row] += idf
         best = sorted(scores.items(), key=lambda item: (-item[1], item[0]))[:k]
-        return [(row, score, tuple(matched[row])) for row, score in best]
+        return [(row, score, tuple(matched[row]), weight[row] / query_weight) for row, score in best]
 
 
 class TextIndex:
@@ -256,8 +263,8 @@ class TextIndex:
     ) -> list[TextMatch]:
         allowed = self._mask(stream_id, channels, start_s, end_s)
         return [
-            TextMatch(self._chunks[row], round(score, 6), "keyword", terms)
-            for row, score, terms in self._keywords.search(query, k, allowed)
+            TextMatch(self._chunks[row], round(score, 6), "keyword", terms, round(coverage, 6))
+            for row, score, terms, coverage in self._keywords.search(query, k, allowed)
         ]
 
     def semantic_search(

@@ -6,13 +6,35 @@ can be named by id or path in settings.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 
 from .config import IndexSettings
 from .errors import ModelUnavailableError
+
+_threads_lock = threading.Lock()
+
+
+@contextmanager
+def _torch_threads(threads: int) -> Iterator[None]:
+    """torch's intra-op thread count is process-wide: set it for this call only and put it back.
+    The lock keeps two embedders from restoring each other's values out of order."""
+    if threads <= 0:
+        yield
+        return
+    import torch
+
+    with _threads_lock:
+        previous = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(previous)
 
 
 def bundled_model_path() -> str:
@@ -61,13 +83,14 @@ class TextEmbedder:
         model = self._load()
         if not texts:
             return np.zeros((0, self.dim), np.float32)
-        vectors = model.encode(
-            list(texts),
-            batch_size=self.settings.batch_size,
-            convert_to_numpy=True,
-            normalize_embeddings=True,
-            show_progress_bar=False,
-        )
+        with _torch_threads(self.settings.threads):
+            vectors = model.encode(
+                list(texts),
+                batch_size=self.settings.batch_size,
+                convert_to_numpy=True,
+                normalize_embeddings=True,
+                show_progress_bar=False,
+            )
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
     def warmup(self) -> None:
