@@ -86,10 +86,9 @@ def _build_offline(vocab_size: int) -> Any:
         vocab_size=vocab_size, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False
     )
     trainer_tok.train_from_iterator([_CORPUS] * 4, trainer)
-    state = trainer_tok.model
     vocab = dict(trainer_tok.get_vocab())
     vocab.update(QWEN_SPECIAL_IDS)
-    merges = _merges_of(state, trainer_tok)
+    merges = _merges_of(trainer_tok)
     tok = Tokenizer(models.BPE(vocab=vocab, merges=merges))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
@@ -97,7 +96,7 @@ def _build_offline(vocab_size: int) -> Any:
     return tok
 
 
-def _merges_of(model: Any, tok: Any) -> list[tuple[str, str]]:
+def _merges_of(tok: Any) -> list[tuple[str, str]]:
     import json
 
     raw = json.loads(tok.to_str())["model"]["merges"]
