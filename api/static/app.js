@@ -29,7 +29,9 @@ async function api(path, options = {}) {
 
 function el(tag, props = {}, ...children) {
   const node = document.createElement(tag);
-  Object.assign(node, props);
+  const { dataset, ...rest } = props;
+  Object.assign(node, rest);
+  Object.assign(node.dataset, dataset || {});
   for (const child of children) node.append(child);
   return node;
 }
@@ -84,13 +86,12 @@ const handlers = {
   token(m) { if (m.id === state.askId) $("answer").textContent += m.text; },
   async answer_done(m) {
     if (m.id !== state.askId) return;
-    $("answer").dataset.done = "true";
     $("ask-button").disabled = false; $("cancel-button").disabled = true;
     const ttft = m.ttft_ms === null || m.ttft_ms === undefined ? "" : `, first token ${m.ttft_ms} ms`;
     $("answer-meta").textContent = `${m.finish_reason}: ${m.generated_tokens || 0} tokens${ttft}`;
-    const list = $("cited");
-    list.replaceChildren();
-    for (const c of m.cited || []) list.append(await resultItem(c));
+    const items = await Promise.all((m.cited || []).map(resultItem));
+    $("cited").replaceChildren(...items);
+    $("answer").dataset.done = "true";
   },
   async event(m) {
     const list = $("events");
@@ -105,7 +106,10 @@ const handlers = {
   },
 };
 
-function onMessage(m) { const h = handlers[m.type]; if (h) h(m); }
+function onMessage(m) {
+  const h = handlers[m.type];
+  if (h) Promise.resolve(h(m)).catch((err) => notice(`page error: ${err.message}`));
+}
 
 function ask(question) {
   if (!state.ws || state.ws.readyState !== WebSocket.OPEN) { notice("not connected: enter an API key"); return; }
