@@ -243,3 +243,21 @@ class LiveHub:
             elif tasks[1].done() and not isinstance(tasks[1].exception(), WebSocketDisconnect):
                 with contextlib.suppress(Exception):
                     await ws.close()
+
+
+async def relay_alerts(subscription: Any, hub: LiveHub) -> None:
+    """Alert engine messages (new / update / end / dropped) to /v1/live clients as `alert`."""
+    async with subscription:
+        async for message in subscription:
+            firing = message.after or message.before
+            hub.broadcast(
+                "alerts",
+                {
+                    "type": "alert",
+                    "kind": message.type,
+                    "alert_id": message.alert_id,
+                    "alert_name": message.alert_name,
+                    "dropped": message.dropped,
+                    "firing": None if firing is None else firing.model_dump(mode="json"),
+                },
+            )

@@ -29,7 +29,7 @@ from vidsight.settings import Settings
 from . import clips
 from .errors import BadRequestError, ConflictError, NotFoundError, UnavailableError
 from .jobs import Job, VideoJobs
-from .live import LiveHub
+from .live import LiveHub, relay_alerts
 from .metrics import Metrics
 from .questions import Questions, event_path
 from .redis_conn import connect_redis
@@ -151,23 +151,7 @@ class Service:
             verifier=LLMVerifier(self.runner, settings.verify),
         )
         await self.alerts.start()
-        self._tasks.append(asyncio.create_task(self._relay_alerts(self.alerts.subscribe())))
-
-    async def _relay_alerts(self, subscription: Any) -> None:
-        async with subscription:
-            async for message in subscription:
-                firing = message.after or message.before
-                self.hub.broadcast(
-                    "alerts",
-                    {
-                        "type": "alert",
-                        "kind": message.type,
-                        "alert_id": message.alert_id,
-                        "alert_name": message.alert_name,
-                        "dropped": message.dropped,
-                        "firing": None if firing is None else firing.model_dump(mode="json"),
-                    },
-                )
+        self._tasks.append(asyncio.create_task(relay_alerts(self.alerts.subscribe(), self.hub)))
 
     def alert_engine(self) -> Any:
         if self.alerts is None:

@@ -61,3 +61,36 @@ async def test_send_timeout_fails_the_client():
     client.push({"type": "token"})
     await asyncio.wait_for(client.send_loop(), 2)
     assert client.failed.is_set() and "longer than 0.05 s" in client.reason
+
+
+async def test_alert_engine_messages_reach_subscribed_clients_as_alert_pushes():
+    from api.alerts import AlertHub, AlertMessage, Evidence, Firing
+    from api.live import relay_alerts
+
+    hub = LiveHub(ApiSettings(), Metrics())
+    watching, _ = make_client()
+    ignoring, _ = make_client()
+    ignoring.topics = {"events"}
+    hub.clients = {watching, ignoring}
+    alerts = AlertHub(queue_size=16)
+    relay = asyncio.create_task(relay_alerts(alerts.subscribe(), hub))
+    await asyncio.sleep(0)
+    firing = Firing(
+        id="f1",
+        alert_id="door",
+        event_id="cam:1",
+        stream_id="cam",
+        start_pts_s=0.0,
+        end_pts_s=2.0,
+        score=0.9,
+        channel="text",
+        evidence=Evidence(text_score=0.9),
+        created_s=1.0,
+        updated_s=1.0,
+    )
+    alerts.publish(AlertMessage(type="new", alert_id="door", alert_name="Door", after=firing, sent_s=1.0))
+    message = await asyncio.wait_for(watching.queue.get(), 1)
+    relay.cancel()
+    assert message["type"] == "alert" and message["kind"] == "new" and message["alert_name"] == "Door"
+    assert message["firing"]["event_id"] == "cam:1" and message["firing"]["evidence"]["text_score"] == 0.9
+    assert ignoring.queue.empty()
