@@ -68,14 +68,24 @@ def run(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
     if is_cuda:
         torch.cuda.empty_cache()
 
+    import ray
+
+    from vidsight.pipeline import EncoderActor, init_ray
+
+    init_ray(settings.ray_address)
+    options = {"num_gpus": 1} if is_cuda else {}
+    actor = EncoderActor.options(**options).remote(enc, (side, side))  # type: ignore[attr-defined]
     runs = {}
-    for name, clip, is_skipping in (
-        ("pipeline", clips["dynamic"], True),
-        ("static_skip", clips["static"], True),
-        ("static_noskip", clips["static"], False),
-    ):
-        runs[name] = _pipeline_run(settings, enc, clip, is_skipping, is_cuda, args.batch_frames)
-        yield {"stage": name, **runs[name]}
+    try:
+        for name, clip, is_skipping in (
+            ("pipeline", clips["dynamic"], True),
+            ("static_skip", clips["static"], True),
+            ("static_noskip", clips["static"], False),
+        ):
+            runs[name] = _pipeline_run(settings, actor, clip, name, is_skipping, is_cuda, args.batch_frames)
+            yield {"stage": name, **runs[name]}
+    finally:
+        ray.kill(actor)
     pipe = runs["pipeline"]
     yield {
         "bench": "pipeline",
@@ -97,35 +107,28 @@ def run(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
 
 
 def _pipeline_run(
-    settings: Any, enc: Any, clip: Path, is_skipping: bool, is_cuda: bool, batch_frames: int
+    settings: Any, actor: Any, clip: Path, name: str, is_skipping: bool, is_cuda: bool, batch_frames: int
 ) -> dict[str, Any]:
     import ray
 
     from ingest import decode_file
-    from vidsight.pipeline import ActorEncoder, EncoderActor, init_ray, process_file
+    from vidsight.pipeline import ActorEncoder, process_file
     from vidsight.processing import StreamProcessor
 
-    init_ray(settings.ray_address)
-    options = {"num_gpus": 1} if is_cuda else {}
-    actor = EncoderActor.options(**options).remote(enc)  # type: ignore[attr-defined]
-    try:
-        ray.get(actor.flush.remote(None))  # constructed and warmed before the clock starts
-        sum(1 for _ in decode_file(clip, fps=None, executor="ray"))  # decode workers imported and warm
-        processor = StreamProcessor(
-            clip.stem,
-            ActorEncoder(actor),
-            settings.compressor,
-            is_skipping_static=is_skipping,
-            filter_device="cuda" if is_cuda else None,
+    ray.get(actor.flush.remote(None))  # constructed and warmed before the clock starts
+    sum(1 for _ in decode_file(clip, fps=None, executor="ray"))  # decode workers imported and warm
+    processor = StreamProcessor(
+        f"{clip.stem}-{name}",
+        ActorEncoder(actor),
+        settings.compressor,
+        is_skipping_static=is_skipping,
+        filter_device="cuda" if is_cuda else None,
+    )
+    with stopwatch() as sw:
+        report = process_file(
+            clip, processor, settings.ingest, batch_frames=batch_frames, executor="ray", fps=None
         )
-        with stopwatch() as sw:
-            report = process_file(
-                clip, processor, settings.ingest, batch_frames=batch_frames, executor="ray", fps=None
-            )
-        out = report.to_dict()
-        return {**out, "seconds": round(sw.seconds, 3), "fps": round(report.frames / sw.seconds, 2)}
-    finally:
-        ray.kill(actor)
+    return {**report.to_dict(), "seconds": round(sw.seconds, 3), "fps": round(report.frames / sw.seconds, 2)}
 
 
 def _decode_all(clip: Path) -> list[Any]:

@@ -13,13 +13,17 @@ def vidsight(*args, cwd):
     )
 
 
-def test_ingest_prints_frames_and_a_summary(tmp_path):
-    video = write_video(tmp_path / "v.mp4", moving_boxes_script(duration_s=4.0)).path
-    result = vidsight("ingest", str(video), "--fps", "1", "--json", cwd=tmp_path)
+def test_ingest_prints_events_and_a_summary(tmp_path):
+    video = write_video(tmp_path / "v.mp4", moving_boxes_script(duration_s=6.0, cut_at_s=[3.0])).path
+    result = vidsight("ingest", str(video), "--fps", "2", "--local", "--json", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in result.stdout.splitlines()]
-    assert [line["pts_s"] for line in lines[:-1]] == [0.0, 1.0, 2.0, 3.0]
-    assert lines[-1]["frames"] == 4
+    events, summary = lines[:-1], lines[-1]["summary"]
+    assert summary["frames"] == 12
+    assert summary["events"] == len(events) >= 1
+    assert events[0]["start_s"] == 0.0 and events[-1]["end_s"] == 5.5
+    assert all(0 < e["tokens_kept"] <= e["tokens_in"] for e in events)
+    assert sum(e["frames"] for e in events) == 12
 
 
 def test_bad_input_is_a_clear_error_not_a_traceback(tmp_path):
