@@ -149,6 +149,23 @@ def iter_audio_chunks(
         container.close()
 
 
+def resample(samples: np.ndarray, from_rate: int, to_rate: int = SPEECH_RATE_HZ) -> np.ndarray:
+    """[N] mono float32 at from_rate -> [M] float32 at to_rate (FFmpeg's resampler, as for files)."""
+    _check_rate(from_rate)
+    _check_rate(to_rate)
+    if samples.ndim != 1:
+        raise ValueError(f"resample expects [N] mono samples, got shape {samples.shape}")
+    if from_rate == to_rate:
+        return np.ascontiguousarray(samples, dtype=np.float32)
+    frame = av.AudioFrame.from_ndarray(
+        np.ascontiguousarray(samples, dtype=np.float32)[None, :], format="flt", layout="mono"
+    )
+    frame.sample_rate = from_rate
+    resampler = av.AudioResampler(format="flt", layout="mono", rate=to_rate)
+    pieces = [_mono(out) for out in [*resampler.resample(frame), *resampler.resample(None)]]
+    return np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
+
+
 def _decode_resampled(container: Any, stream: Any, rate: int) -> Iterator[AudioChunk]:
     """Resampled chunks with their stream times; sample counts, not pts, advance the clock.
 

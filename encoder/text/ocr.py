@@ -75,7 +75,8 @@ class SlideOCR:
         lines = []
         for box, text, score in zip(out.boxes, out.txts, out.scores, strict=True):
             text = text.strip()
-            if not text or score < self.settings.min_confidence:
+            # Pictures come back as lines of symbols ("●"); nothing in them can be searched.
+            if score < self.settings.min_confidence or not re.search(r"[^\W_]", text):
                 continue
             corners = tuple((round(float(x) / scale, 1), round(float(y) / scale, 1)) for x, y in box)
             lines.append(TextLine(text, round(float(score), 4), corners))

@@ -206,7 +206,9 @@ def festival_available(voice: str = DEFAULT_VOICE) -> bool:
     """Festival is installed and the voice loads."""
     if shutil.which("festival") is None:
         return False
-    probe = subprocess.run(["festival", "-b", f"(voice_{voice})"], capture_output=True, text=True, timeout=60)
+    probe = subprocess.run(
+        ["festival", "-b", f"(voice_{voice})"], capture_output=True, text=True, errors="replace", timeout=60
+    )
     return probe.returncode == 0 and "not defined" not in probe.stderr + probe.stdout
 
 
@@ -228,7 +230,11 @@ def synthesize(texts: Sequence[str], voice: str = DEFAULT_VOICE) -> list[Speech]
             )
         (Path(tmp) / "run.scm").write_text("\n".join(script))
         done = subprocess.run(
-            ["festival", "-b", str(Path(tmp) / "run.scm")], capture_output=True, text=True, timeout=600
+            ["festival", "-b", str(Path(tmp) / "run.scm")],
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=600,
         )
         if done.returncode != 0 or "not defined" in done.stderr:
             raise LectureSynthError(
