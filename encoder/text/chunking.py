@@ -9,9 +9,23 @@ from __future__ import annotations
 import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from .config import IndexSettings
 from .records import SlideRead, SpeechSegment, TextChunk, Word
+
+
+class TimedEvent(Protocol):
+    """Anything with an id and a time range: `compressor.Event`, or an `EventSpan`."""
+
+    @property
+    def event_id(self) -> str: ...
+
+    @property
+    def start_pts_s(self) -> float: ...
+
+    @property
+    def end_pts_s(self) -> float: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,7 +37,16 @@ class EventSpan:
     end_pts_s: float
 
 
-def slide_chunks(slides: Sequence[SlideRead], events: Sequence[EventSpan] = ()) -> list[TextChunk]:
+def text_by_event(chunks: Sequence[TextChunk]) -> dict[str, str]:
+    """Slide text and transcript per event id, in time order (for `Event.text`)."""
+    parts: dict[str, list[str]] = {}
+    for chunk in sorted(chunks, key=lambda c: (c.start_pts_s, c.channel)):
+        if chunk.event_id is not None:
+            parts.setdefault(chunk.event_id, []).append(chunk.text)
+    return {event_id: "\n".join(texts) for event_id, texts in parts.items()}
+
+
+def slide_chunks(slides: Sequence[SlideRead], events: Sequence[TimedEvent] = ()) -> list[TextChunk]:
     """One chunk per slide that has text, spanning the whole time the slide was shown."""
     return [
         TextChunk(
@@ -48,7 +71,7 @@ def speech_chunks(
     settings: IndexSettings,
     *,
     boundaries_s: Sequence[float] = (),
-    events: Sequence[EventSpan] = (),
+    events: Sequence[TimedEvent] = (),
     wall_offset_s: float | None = None,
 ) -> list[TextChunk]:
     """Consecutive words grouped into chunks of at most chunk_max_s / chunk_max_words, cut at every
@@ -98,7 +121,7 @@ def _starts_new_chunk(
     return bisect.bisect_right(cuts, mid_prev) != bisect.bisect_right(cuts, mid_next)
 
 
-def _event_of(events: Sequence[EventSpan], start_s: float, end_s: float) -> str | None:
+def _event_of(events: Sequence[TimedEvent], start_s: float, end_s: float) -> str | None:
     """The event that overlaps [start_s, end_s] most."""
     best, best_overlap = None, 0.0
     for e in events:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .chunking import EventSpan, slide_chunks, speech_chunks
+from .chunking import TimedEvent, slide_chunks, speech_chunks
 from .config import TextSettings
 from .embed import TextEmbedder
 from .ocr import SlideOCR, ocr_report, read_slides
@@ -84,7 +84,7 @@ class TextExtractor:
         frames: Iterable[Frame] | None = None,
         sample_fps: float = 2.0,
         decode_workers: int = 0,
-        events: Sequence[EventSpan] = (),
+        events: Sequence[TimedEvent] = (),
         thumbnails_dir: str | Path | None = None,
     ) -> TextExtraction:
         """Read a recorded video. frames: already decoded frames (e.g. event keyframes) instead of
@@ -126,7 +126,7 @@ class TextExtractor:
         slides: list[SlideRead],
         tracker: object,
         transcript: Transcript,
-        events: Sequence[EventSpan],
+        events: Sequence[TimedEvent],
         timings: dict[str, float],
         ocr_absent: str,
     ) -> TextExtraction:

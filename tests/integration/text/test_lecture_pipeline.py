@@ -9,6 +9,8 @@ from encoder.text import TextExtractor, TextSettings
 from memory.hybrid import hybrid_search
 from memory.text_index import TextIndex, tokenize
 
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
 
 def _index(tmp_path, extraction):
     index = TextIndex(tmp_path / "text", extraction.vectors.shape[1])

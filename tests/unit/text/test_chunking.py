@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from encoder.text.chunking import EventSpan, slide_chunks, speech_chunks
+from encoder.text.chunking import EventSpan, slide_chunks, speech_chunks, text_by_event
 from encoder.text.config import IndexSettings
 from encoder.text.records import SlideRead, SpeechSegment, TextLine, Word
 
@@ -40,3 +40,4 @@ def test_chunks_name_the_event_they_overlap_most():
     assert len(ocr) == 1 and ocr[0].event_id == "e2" and ocr[0].text == "Title"
     speech = speech_chunks([SpeechSegment(0.0, 20.0, _words(0.0, 40))], "s", IndexSettings(), events=events)
     assert [c.event_id for c in speech] == ["e1", "e2"]
+    assert text_by_event([*ocr, *speech]) == {"e1": speech[0].text, "e2": "Title\n" + speech[1].text}
