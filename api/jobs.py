@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, cast
 
 import av
 
@@ -167,8 +167,8 @@ class VideoJobs:
 
         process_file(
             job.source,
-            _Watched(processor, job, self._closed),
-            settings,  # type: ignore[arg-type]
+            cast(StreamProcessor, _Watched(processor, job, self._closed)),  # a StreamProcessor by duck typing
+            settings,
             executor=self.stages.file_executor(),
             on_event=on_event,
         )

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 from collections.abc import Callable
@@ -127,7 +128,10 @@ class LiveClient:
             else:
                 task = asyncio.create_task(self._answer(message, questions))
                 self.asks[message.id] = task
-                task.add_done_callback(lambda _t, i=message.id: self.asks.pop(i, None))
+                task.add_done_callback(functools.partial(self._forget, message.id))
+
+    def _forget(self, ask_id: str, _task: asyncio.Task[None]) -> None:
+        self.asks.pop(ask_id, None)
 
     async def _answer(self, ask: LiveAsk, questions: Questions) -> None:
         scope = Scope(ask.scope.streams, ask.scope.since, ask.scope.until)

@@ -115,7 +115,8 @@ class _ServiceCollector(Collector):
         }
         for snap in self.streams():
             sid = str(snap["stream_id"])
-            for name, family in (*gauges.items(), *counters.items()):
+            families: dict[str, GaugeMetricFamily | CounterMetricFamily] = {**gauges, **counters}
+            for name, family in families.items():
                 value = snap.get(name)
                 if value is not None:
                     family.add_metric([sid], float(value))
