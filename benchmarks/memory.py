@@ -41,6 +41,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", type=int, default=2000, help="events per add_many (one fsync each)")
     parser.add_argument("--data-dir", default=None, help="where the bank is written (default: a temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the bank's files")
+    parser.add_argument(
+        "--blob-tokens-per-s",
+        type=float,
+        default=38.4,
+        help="kept LLM tokens per second of video for the token-blob measurement (default: 448 px, "
+        "2 fps, Qwen2.5-VL 256 merged tokens per grid, kept ratio 0.15 from bench compress)",
+    )
+    parser.add_argument("--blob-dim", type=int, default=3584, help="LLM hidden size (Qwen2.5-VL-7B: 3584)")
+    parser.add_argument(
+        "--event-s", type=float, default=10.0, help="event length for the token-blob measurement"
+    )
 
 
 # --- data ------------------------------------------------------------------------------------------
@@ -96,9 +107,14 @@ def recall(got: list[int], truth: np.ndarray) -> float:
 
 
 def exact_top10(x: np.ndarray, rows: np.ndarray | None, q: np.ndarray) -> np.ndarray:
-    scores = (x @ q) if rows is None else (x[rows] @ q)
-    top = np.argsort(-scores)[:10]
-    return top if rows is None else rows[top]
+    """Event indices of the exact top 10 among rows (None: all)."""
+    if rows is not None and rows.shape[0] * 20 < x.shape[0]:
+        scores = x[rows] @ q  # a small subset: gather it
+        return rows[np.argsort(-scores)[:10]]
+    scores = x @ q  # a large one: score everything, then restrict
+    if rows is None:
+        return np.argsort(-scores)[:10]
+    return rows[np.argsort(-scores[rows])[:10]]
 
 
 def latency_summary(times_s: list[float], recalls: list[float]) -> dict[str, float]:
@@ -154,14 +170,21 @@ def filtered_requests(
         yield chosen, since, since + timeline_s * window
 
 
-def measure_filtered(
-    bank: Any, x: np.ndarray, queries: np.ndarray, requests: list, route: str | None
-) -> dict:
-    """route None: the public bank.search; else the shard's search forced onto that route."""
-    n, streams = x.shape[0], len(bank.streams())
-    writer = bank.writers[0]
-    times, recalls, sizes = [], [], []
+def filtered_truth(x: np.ndarray, streams: int, queries: np.ndarray, requests: list) -> tuple[list, float]:
+    """Exact top-10 over each request's subset, and the mean subset size."""
+    truths, sizes = [], []
     for q, (chosen, since, until) in zip(queries, requests, strict=False):
+        rows = filter_rows(x.shape[0], streams, chosen, since, until)
+        sizes.append(rows.shape[0])
+        truths.append(exact_top10(x, rows, q))
+    return truths, float(np.mean(sizes))
+
+
+def measure_filtered(bank: Any, queries: np.ndarray, requests: list, truths: list, route: str | None) -> dict:
+    """route None: the public bank.search; else the shard's search forced onto that route."""
+    writer = bank.writers[0]
+    times, recalls = [], []
+    for q, (chosen, since, until), truth in zip(queries, requests, truths, strict=False):
         names = [f"s{s}" for s in chosen]
         start = time.perf_counter()
         if route is None:
@@ -171,10 +194,8 @@ def measure_filtered(
                 _, fids, _ = writer.mem.search(q, 10, names, since, until, route=route)
             got = fids.tolist()  # event number i is event e{i}
         times.append(time.perf_counter() - start)
-        rows = filter_rows(n, streams, chosen, since, until)
-        sizes.append(rows.shape[0])
-        recalls.append(recall(got, exact_top10(x, rows, q)))
-    return {**latency_summary(times, recalls), "matching_events": int(np.mean(sizes))}
+        recalls.append(recall(got, truth))
+    return latency_summary(times, recalls)
 
 
 def disk_bytes(path: Path) -> int:
@@ -240,8 +261,9 @@ def run(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
         yield {"phase": "search", **plain}
         yield from compare_filters(bank, x, queries[20:], args, rng)
         requests = list(filtered_requests(n, args.streams, args.window, args.queries, rng))
-        filtered = measure_filtered(bank, x, queries[20:], requests, route=None)
-        yield {"phase": "filtered", "window": args.window, **filtered}
+        truths, matching = filtered_truth(x, args.streams, queries[20:], requests)
+        filtered = measure_filtered(bank, queries[20:], requests, truths, route=None)
+        yield {"phase": "filtered", "window": args.window, "matching_events": round(matching), **filtered}
 
         bank.close(snapshot=False)  # as after a crash: the log since the last snapshot is replayed
         del bank
@@ -258,6 +280,8 @@ def run(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
             "shard_open_s": shard.recover_s,
         }
         disk = disk_bytes(root)
+        blobs = measure_token_blobs(args, settings.model_copy(update={"embedding_dim": args.dim}), redis_url)
+        yield {"phase": "token_blobs", **blobs}
         yield {
             "bench": "memory",
             "events": n,
@@ -272,6 +296,8 @@ def run(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
             "recall_at_10": plain["recall_at_10"],
             "filtered_recall_at_10": filtered["recall_at_10"],
             "bytes_per_event": round(disk / n),
+            "bytes_per_event_with_tokens": blobs["bytes_per_event"],
+            "bytes_per_hour_per_stream": blobs["bytes_per_hour"],
             "recover_s": round(recover_s, 2),
             "filter": f"1 of {args.streams} streams, {args.window:.0%} of the timeline "
             f"(~{filtered['matching_events']} events)",
@@ -295,21 +321,85 @@ def compare_filters(
     """Filtered routes side by side: per-stream partitions (exact slices), FAISS HNSW with an
     IDSelector (beam widened by 1/selectivity) and FAISS exact search with the same selector; from
     selective (one stream and a window) to broad (half the streams)."""
-    n, count = x.shape[0], min(args.queries, 100)
-    shapes = [
-        ("1 stream, window", 1, args.window),
-        ("1 stream", 1, 1.0),
-        ("10% of streams", max(1, args.streams // 10), 1.0),
-        ("50% of streams", max(1, args.streams // 2), 1.0),
+    n = x.shape[0]
+    shapes = [  # (name, streams in the filter, window, queries)
+        ("1 stream, window", 1, args.window, min(args.queries, 100)),
+        ("1 stream", 1, 1.0, min(args.queries, 100)),
+        ("10% of streams", max(1, args.streams // 10), 1.0, min(args.queries, 40)),
+        ("50% of streams", max(1, args.streams // 2), 1.0, min(args.queries, 40)),
     ]
-    for name, width, window in shapes:
+    for name, width, window, count in shapes:
         requests = list(filtered_requests(n, args.streams, window, count, rng, width))
-        record: dict[str, Any] = {"phase": "filter_routes", "filter": name}
+        truths, matching = filtered_truth(x, args.streams, queries, requests)
+        record: dict[str, Any] = {
+            "phase": "filter_routes",
+            "filter": name,
+            "matching_events": round(matching),
+        }
         for route in ("partitions", "selector", "selector_exact"):
-            result = measure_filtered(bank, x, queries, requests, route=route)
-            record["matching_events"] = result.pop("matching_events")
-            record[route] = result
+            record[route] = measure_filtered(bank, queries, requests, truths, route=route)
         yield record
+
+
+def measure_token_blobs(args: argparse.Namespace, settings: Any, redis_url: str | None) -> dict[str, Any]:
+    """Disk bytes of events that carry their LLM tokens (float16), positions, counts, per-grid
+    embeddings and one ~40 KB JPEG thumbnail: 6 minutes of one stream, scaled to an hour."""
+    from memory import MemoryBank
+
+    rng = np.random.default_rng(1)
+    events_n = max(1, round(360 / args.event_s))
+    tokens = max(1, round(args.blob_tokens_per_s * args.event_s))
+    grids = max(1, round(args.event_s))  # 2 fps sampling: one Qwen2.5-VL grid per second
+    root = Path(tempfile.mkdtemp(prefix="bench-memory-blobs-", dir=args.data_dir))
+    bank = MemoryBank(settings, data_dir=root, redis_url=redis_url)
+    try:
+        bank.register_stream("cam", clock="pts")
+        start = time.perf_counter()
+        for i in range(events_n):
+            t0 = i * args.event_s
+            bank.add(
+                Event(
+                    event_id=f"b{i}",
+                    stream_id="cam",
+                    start_pts_s=t0,
+                    end_pts_s=t0 + args.event_s,
+                    start_wall_s=None,
+                    end_wall_s=None,
+                    embedding=rng.standard_normal(args.dim, dtype=np.float32),
+                    tokens=rng.standard_normal((tokens, args.blob_dim), dtype=np.float32).astype(np.float16),
+                    positions=rng.integers(0, 64, (tokens, 3)).astype(np.int32),
+                    counts=np.ones(tokens, np.int32),
+                    grid_t0=i * grids,
+                    grid_pts_s=t0 + np.arange(grids, dtype=np.float64),
+                    grid_hw=(16, 16),
+                    stats=EventStats(
+                        frames=2 * grids, grids=grids, tokens_in=256 * grids, tokens_kept=tokens
+                    ),
+                    thumbnails=[rng.integers(0, 256, 40_000, dtype=np.uint8).tobytes()],
+                    grid_embeddings=rng.standard_normal((grids, args.dim), dtype=np.float32).astype(
+                        np.float16
+                    ),
+                )
+            )
+        add_s = time.perf_counter() - start
+        start = time.perf_counter()
+        loaded = bank.get_event(f"b{events_n // 2}")
+        get_ms = (time.perf_counter() - start) * 1000
+        assert loaded.tokens.shape == (tokens, args.blob_dim)
+        bank.close()
+        per_event = disk_bytes(root / "memory" / "shard-00") / events_n
+        return {
+            "tokens_per_event": tokens,
+            "llm_dim": args.blob_dim,
+            "event_s": args.event_s,
+            "bytes_per_event": round(per_event),
+            "bytes_per_hour": round(per_event * 3600 / args.event_s),
+            "add_ms_per_event": round(add_s / events_n * 1000, 1),
+            "get_event_ms": round(get_ms, 1),
+        }
+    finally:
+        bank.close()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def _drop_keys(url: str, prefix: str) -> None:

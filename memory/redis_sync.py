@@ -39,6 +39,11 @@ class RedisSync:
         self.resyncs = 0
         self.last_error = ""
 
+    def set_floor(self, lsn: int) -> None:
+        """Redis must hold the log up to lsn (what a snapshot covers); checked at the next contact."""
+        self._floor = lsn
+        self._check = True
+
     def add_op(self, row: EventRow, publish: bool = True) -> RedisOp:
         fields = redis_fields(row, self.shard, self._thumbnail(row))
         return RedisOp(

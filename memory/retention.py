@@ -9,9 +9,12 @@ Rules, per stream:
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
+
+from .partitions import StreamPartition
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,3 +52,21 @@ def choose_victims(
                 victims.append(int(i))
                 remaining -= int(nbytes[i])
     return np.asarray(victims, dtype=np.int64)
+
+
+def choose_in_partitions(
+    parts: Mapping[str, StreamPartition], policy_for: Callable[[str], RetentionPolicy], now_wall_s: float
+) -> list[str]:
+    """Event ids to delete across a shard's streams, each stream under its own policy."""
+    victims: list[str] = []
+    for name, part in parts.items():
+        policy = policy_for(name)
+        if policy == RetentionPolicy():
+            continue
+        rows = part.live_rows()
+        c = part.cols
+        chosen = choose_victims(
+            c["t0"][rows], c["added_wall_s"][rows], c["pinned"][rows], c["bytes"][rows], policy, now_wall_s
+        )
+        victims += [part.event_ids[i] for i in rows[chosen].tolist()]
+    return victims

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .config import MemorySettings
 from .partitions import EventRow, StreamPartition, top_k
 from .vector_index import EventIndex, HnswParams, IndexKind, build_index, choose_kind
 
@@ -29,6 +30,12 @@ class IndexPolicy:
     filtered_exact_max: int
     compact_dead_fraction: float
     hnsw: HnswParams
+
+    @classmethod
+    def from_settings(cls, settings: MemorySettings) -> IndexPolicy:
+        s = settings
+        hnsw = HnswParams(s.hnsw_m, s.hnsw_ef_construction, s.hnsw_ef_search, s.hnsw_ef_search_max)
+        return cls(s.index_kind, s.exact_max_events, s.filtered_exact_max, s.compact_dead_fraction, hnsw)
 
 
 class ShardMemory:

@@ -21,7 +21,6 @@ import shutil
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -29,47 +28,29 @@ import numpy as np
 from compressor.records import Event
 
 from .blobs import BlobStore
-from .codec import make_row, prepare, row_from_log, row_to_log, to_event, unit_vector
+from .codec import make_row, prepare, row_to_log
 from .config import MemorySettings
-from .errors import BankClosedError, DiskFullError, MemoryBankError, StoreUnavailableError, UnknownEventError
-from .partitions import EventRow, StreamPartition
-from .records import Ack, Hit, ShardHealth
+from .errors import DiskFullError, MemoryBankError, StoreUnavailableError, UnknownEventError
+from .partitions import EventRow
+from .reader import ShardReader
+from .rebuild import IndexRebuild
+from .records import Ack, ShardHealth
+from .recovery import recover_shard
 from .redis_store import RedisOp, RedisStore
 from .redis_sync import RedisSync
 from .registry import StreamRegistry
-from .retention import RetentionPolicy, choose_victims
+from .retention import RetentionPolicy, choose_in_partitions
 from .rwlock import ReadWriteLock
-from .shard import IndexPolicy, ShardMemory
-from .snapshot import ShardState, latest_snapshot, prune_snapshots, read_snapshot, write_snapshot
-from .timefilter import check_k, check_window
-from .vector_index import EventIndex, HnswParams, IndexKind
+from .shard import IndexPolicy
+from .snapshot import ShardState, latest_snapshot, prune_snapshots, write_snapshot
+from .vector_index import EventIndex, IndexKind
 from .wal import ADD, DELETE, PIN, LogRecord, ReplayLog
 
 log = logging.getLogger(__name__)
 _LOG_OVERHEAD_BYTES = 1024  # a log record's header and metadata, for the free-space check
 
 
-@dataclass(slots=True)
-class _Rebuild:
-    kind: IndexKind
-    changes: list[tuple[str, np.ndarray, np.ndarray | None]] = field(default_factory=list)
-    thread: threading.Thread | None = None
-
-
-def policy_from(settings: MemorySettings) -> IndexPolicy:
-    hnsw = HnswParams(
-        settings.hnsw_m, settings.hnsw_ef_construction, settings.hnsw_ef_search, settings.hnsw_ef_search_max
-    )
-    return IndexPolicy(
-        settings.index_kind,
-        settings.exact_max_events,
-        settings.filtered_exact_max,
-        settings.compact_dead_fraction,
-        hnsw,
-    )
-
-
-class MemoryWriter:
+class MemoryWriter(ShardReader):
     def __init__(
         self,
         directory: Path,
@@ -88,14 +69,35 @@ class MemoryWriter:
         self._mutate = threading.RLock()
         self._rw = ReadWriteLock()
         self._closed = False
-        self._rebuild: _Rebuild | None = None
+        self._rebuild: IndexRebuild | None = None
         self._last_snapshot_s = time.monotonic()
         self.last_error = ""
         self.directory.mkdir(parents=True, exist_ok=True)
         self.blobs = BlobStore(self.directory / "blobs", settings.token_cache_bytes)
         self.wal = ReplayLog(self.directory / "wal", settings.wal_segment_bytes)
+        self.sync = RedisSync(redis, shard, 0, self._thumbnail)
         started = time.perf_counter()
-        self.recovered_records = self._recover()
+        try:  # log records Redis already applied need not be sent again
+            redis_had = redis.applied_lsn(shard)
+        except StoreUnavailableError:
+            redis_had = -1
+        got = recover_shard(
+            self.directory,
+            settings,
+            IndexPolicy.from_settings(settings),
+            self.wal,
+            self.blobs,
+            self.sync,
+            redis_had,
+        )
+        self.mem, self.lsn, self.snapshot_lsn, self.next_fid = (
+            got.mem,
+            got.lsn,
+            got.snapshot_lsn,
+            got.next_fid,
+        )
+        self._chunks = got.chunks
+        self.recovered_records = got.replayed
         self.recover_s = time.perf_counter() - started
         self._stop = threading.Event()
         self._maintainer: threading.Thread | None = None
@@ -107,81 +109,6 @@ class MemoryWriter:
                 target=self._maintain, name=f"memory-shard-{shard}", daemon=True
             )
             self._maintainer.start()
-
-    # --- recovery --------------------------------------------------------------------------------
-    def _recover(self) -> int:
-        snapshots = self.directory / "snapshots"
-        folder = latest_snapshot(snapshots)
-        policy = policy_from(self.settings)
-        if folder is None:
-            state = ShardState(0, 0, self.settings.embedding_dim, None, {})
-        else:
-            state = read_snapshot(folder, policy.hnsw)
-            prune_snapshots(snapshots, keep=folder, chunks=state.chunks)  # leftovers of a crash
-        self._chunks = state.chunks
-        if state.dim is not None and self.settings.embedding_dim not in (None, state.dim):
-            raise MemoryBankError(
-                f"shard {self.shard} in {self.directory} holds dimension {state.dim}, "
-                f"settings ask for {self.settings.embedding_dim}"
-            )
-        self.mem = ShardMemory.from_state(state.dim, state.index, state.parts, policy)
-        self.lsn = self.snapshot_lsn = state.lsn
-        self.next_fid = state.next_fid
-        self.sync = RedisSync(self.redis, self.shard, state.lsn, self._thumbnail)
-        try:  # log records Redis already applied need not be sent again
-            self._redis_had = self.redis.applied_lsn(self.shard)
-        except StoreUnavailableError:
-            self._redis_had = -1  # unknown: send everything replayed (the scripts are idempotent)
-        replayed = self._replay(state.lsn)
-        self.wal.open_for_append(self.lsn)
-        swept = self.blobs.sweep(self.next_fid)
-        if replayed or swept:
-            log.info("shard %d: replayed %d log records, removed %d stray files", self.shard, replayed, swept)
-        return replayed
-
-    def _replay(self, after_lsn: int) -> int:
-        rows: list[EventRow] = []
-        vectors: list[np.ndarray] = []
-        pending: set[str] = set()
-        count = 0
-
-        def flush() -> None:
-            if rows:
-                self.mem.add(rows, np.stack(vectors))
-                rows.clear()
-                vectors.clear()
-                pending.clear()
-
-        for record in self.wal.replay(after_lsn):
-            count += 1
-            self.lsn = max(self.lsn, record.lsn)
-            if record.kind == ADD:
-                row = row_from_log(record.meta)
-                self.next_fid = max(self.next_fid, row.fid + 1)
-                if row.event_id in self.mem.fid_of or row.event_id in pending:
-                    continue  # already in the snapshot: exactly once
-                if self.mem.dim is None:
-                    self.mem.set_dim(int(record.vector.shape[0]))  # type: ignore[union-attr]
-                assert record.vector is not None
-                rows.append(row)
-                vectors.append(record.vector)
-                pending.add(row.event_id)
-                if record.lsn > self._redis_had:
-                    self.sync.pending.append(self.sync.add_op(row))
-                continue
-            flush()
-            meta = record.meta
-            if record.kind == DELETE:
-                self.mem.remove(meta["event_id"])
-                self.blobs.delete(meta["fid"], meta["n_thumbs"])
-                op = self.sync.delete_op(record.lsn, meta["event_id"], meta["stream_id"])
-            else:
-                self.mem.set_pinned(meta["event_id"], meta["pinned"])
-                op = self.sync.pin_op(record.lsn, meta["event_id"], meta["stream_id"], meta["pinned"])
-            if record.lsn > self._redis_had:
-                self.sync.pending.append(op)
-        flush()
-        return count
 
     # --- writes ------------------------------------------------------------------------------------
     def add(self, event: Event) -> Ack:
@@ -252,7 +179,7 @@ class MemoryWriter:
                 self.mem.set_dim(int(vectors.shape[1]))
             self.mem.add(rows, vectors)
             if self._rebuild is not None:
-                self._rebuild.changes.append(("add", np.array([r.fid for r in rows], np.int64), vectors))
+                self._rebuild.record_add(np.array([r.fid for r in rows], np.int64), vectors)
         return rows
 
     def _check_space(self, needed: int) -> None:
@@ -295,7 +222,7 @@ class MemoryWriter:
                 for row in rows:
                     self.mem.remove(row.event_id)
                 if self._rebuild is not None:
-                    self._rebuild.changes.append(("remove", fids, None))
+                    self._rebuild.record_remove(fids)
             for row in rows:
                 self.blobs.delete(row.fid, row.n_thumbs)
             self._publish(
@@ -349,93 +276,6 @@ class MemoryWriter:
             self.last_error = ""
         return ok
 
-    # --- reads -------------------------------------------------------------------------------------
-    def search(
-        self,
-        query_embedding: np.ndarray,
-        k: int = 10,
-        streams: Sequence[str] | None = None,
-        since: float | None = None,
-        until: float | None = None,
-    ) -> list[Hit]:
-        """Best k events by cosine similarity (best first); see memory.records for the time model.
-        Unknown streams, bad windows and wrong dimensions raise."""
-        self._check_open()
-        check_k(k)
-        since, until = check_window(since, until)
-        if streams is not None:
-            for stream_id in streams:
-                self.registry.get(stream_id)
-        query = unit_vector(query_embedding, self.mem.dim, "query embedding")
-        with self._rw.read():
-            scores, fids, _route = self.mem.search(query, k, streams, since, until)
-            found = [(self.mem.where(f), f, s) for f, s in zip(fids.tolist(), scores.tolist(), strict=True)]
-            return [self._hit(w[0], w[1], fid, score) for w, fid, score in found if w is not None]
-
-    def _thumbnail(self, row: EventRow) -> str | None:
-        return str(self.blobs.thumbnail_path(row.fid)) if row.n_thumbs else None
-
-    def _hit(self, part: StreamPartition, i: int, fid: int, score: float) -> Hit:
-        c = part.cols
-        start_wall, end_wall = float(c["start_wall_s"][i]), float(c["end_wall_s"][i])
-        return Hit(
-            event_id=part.event_ids[i],
-            stream_id=part.stream_id,
-            start_pts_s=float(c["start_pts_s"][i]),
-            end_pts_s=float(c["end_pts_s"][i]),
-            start_wall_s=None if start_wall != start_wall else start_wall,  # NaN stands for None
-            end_wall_s=None if end_wall != end_wall else end_wall,
-            score=score,
-            thumbnail_path=str(self.blobs.thumbnail_path(fid)) if c["n_thumbs"][i] else None,
-            pinned=bool(c["pinned"][i]),
-        )
-
-    def get_event(self, event_id: str) -> Event:
-        """The stored event with its tokens, positions, counts and thumbnails."""
-        self._check_open()
-        with self._rw.read():
-            found = self.mem.locate(event_id)
-            if found is None:
-                raise UnknownEventError(f"shard {self.shard} holds no event {event_id!r}")
-            part, i = found
-            row, vector = part.row(i), part.vectors[i].copy()
-        try:
-            arrays = self.blobs.read(row.fid) if row.has_blob else {}
-            thumbnails = [self.blobs.thumbnail_path(row.fid, j).read_bytes() for j in range(row.n_thumbs)]
-        except FileNotFoundError as exc:  # deleted between the lookup and the read
-            raise UnknownEventError(f"event {event_id!r} was deleted while being read") from exc
-        return to_event(row, vector, arrays, thumbnails)
-
-    def event_ids(self, stream_id: str, since: float | None, until: float | None) -> list[str]:
-        """Ids of the stream's events starting in [since, until) on its clock, oldest first."""
-        with self._rw.read():
-            part = self.mem.parts.get(stream_id)
-            if part is None:
-                return []
-            rows = part.live_rows()
-            t0 = part.cols["t0"][rows]
-            keep = np.ones(rows.shape[0], bool)
-            if since is not None:
-                keep &= t0 >= since
-            if until is not None:
-                keep &= t0 < until
-            rows = rows[keep][np.argsort(t0[keep], kind="stable")]
-            return [part.event_ids[i] for i in rows.tolist()]
-
-    def has_event(self, event_id: str) -> bool:
-        return event_id in self.mem.fid_of
-
-    def event_row(self, event_id: str) -> EventRow:
-        with self._rw.read():
-            found = self.mem.locate(event_id)
-            if found is None:
-                raise UnknownEventError(f"shard {self.shard} holds no event {event_id!r}")
-            return found[0].row(found[1])
-
-    @property
-    def events(self) -> int:
-        return self.mem.live
-
     # --- maintenance -------------------------------------------------------------------------------
     def _after_change(self) -> None:
         due = self.lsn - self.snapshot_lsn >= self.settings.snapshot_every_events or (
@@ -477,32 +317,18 @@ class MemoryWriter:
             log.error("shard %d: snapshot failed, keeping the log: %s", self.shard, exc)
 
     def _start_rebuild(self, kind: IndexKind) -> None:
-        fids, vectors = self.mem.live_vectors()
-        rebuild = _Rebuild(kind)
-        rebuild.thread = threading.Thread(
-            target=self._run_rebuild,
-            args=(rebuild, fids, vectors),
-            name=f"memory-rebuild-{self.shard}",
-            daemon=True,
+        self._rebuild = IndexRebuild(kind, self.mem, self._finish_rebuild)
+        log.info(
+            "shard %d: rebuilding the index as %s over %d events", self.shard, kind, self._rebuild.events
         )
-        self._rebuild = rebuild
-        log.info("shard %d: rebuilding the index as %s over %d events", self.shard, kind, fids.shape[0])
-        rebuild.thread.start()
+        self._rebuild.start()
 
-    def _run_rebuild(self, rebuild: _Rebuild, fids: np.ndarray, vectors: np.ndarray) -> None:
-        try:
-            index: EventIndex | None = self.mem.build(rebuild.kind, fids, vectors)
-        except Exception as exc:
-            log.exception("shard %d: index rebuild failed", self.shard)
-            self.last_error = f"index rebuild failed: {exc}"
-            index = None
+    def _finish_rebuild(self, rebuild: IndexRebuild, index: EventIndex | None) -> None:
         with self._mutate:
-            if index is not None and not self._closed:
-                for what, ids, vecs in rebuild.changes:
-                    if what == "add":
-                        index.add(ids, vecs)  # type: ignore[arg-type]
-                    else:
-                        index.remove(ids)
+            if index is None:
+                self.last_error = "index rebuild failed (see the log)"
+            elif not self._closed:
+                rebuild.catch_up(index)
                 with self._rw.write():
                     self.mem.index = index
             self._rebuild = None
@@ -510,31 +336,16 @@ class MemoryWriter:
     def wait_for_rebuild(self, timeout_s: float = 600.0) -> None:
         """Block until a running index rebuild has been swapped in (tests, benchmarks)."""
         rebuild = self._rebuild
-        if rebuild is not None and rebuild.thread is not None:
-            rebuild.thread.join(timeout_s)
+        if rebuild is not None:
+            rebuild.join(timeout_s)
 
     def apply_retention(self, now_wall_s: float | None = None) -> list[str]:
         """Delete what the retention rules (settings, per-stream options) say; returns the event ids."""
         now = time.time() if now_wall_s is None else now_wall_s
         with self._mutate:
             self._check_open()
-            victims: list[str] = []
             with self._rw.read():
-                for name, part in self.mem.parts.items():
-                    policy = self._retention_policy(name)
-                    if policy == RetentionPolicy():
-                        continue
-                    rows = part.live_rows()
-                    c = part.cols
-                    chosen = choose_victims(
-                        c["t0"][rows],
-                        c["added_wall_s"][rows],
-                        c["pinned"][rows],
-                        c["bytes"][rows],
-                        policy,
-                        now,
-                    )
-                    victims += [part.event_ids[i] for i in rows[chosen].tolist()]
+                victims = choose_in_partitions(self.mem.parts, self._retention_policy, now)
             if victims:
                 self.delete_many(victims, reason="retention")
             return victims
@@ -547,11 +358,6 @@ class MemoryWriter:
             pinned_max_age_s=opt(stream_id, "pinned_max_age_s", s.pinned_max_age_s),
             budget_bytes=None if budget is None else int(budget),
         )
-
-    def stream_bytes(self, stream_id: str) -> int:
-        with self._rw.read():
-            part = self.mem.parts.get(stream_id)
-            return 0 if part is None else int(part.cols["bytes"][part.live_rows()].sum())
 
     def _maintain(self) -> None:
         while True:
@@ -587,13 +393,13 @@ class MemoryWriter:
             snapshot_lsn=self.snapshot_lsn,
             recovered_records=self.recovered_records,
             recover_s=round(self.recover_s, 4),
-            disk_bytes=stored + self.wal.disk_bytes() + _folder_bytes(self.directory / "snapshots"),
+            # event bytes count each vector, which lives in the snapshot's chunks: count it once
+            disk_bytes=stored
+            - 4 * (self.mem.dim or 0) * self.mem.live
+            + self.wal.disk_bytes()
+            + _folder_bytes(self.directory / "snapshots"),
             last_error=self.last_error,
         )
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise BankClosedError(f"shard {self.shard} in {self.directory} is closed")
 
     def close(self, snapshot: bool = True) -> None:
         """Stop background work, snapshot (unless snapshot=False, which leaves recovery to the log,
