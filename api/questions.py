@@ -75,7 +75,7 @@ def result_of(hit: Hit, clock: str) -> dict[str, Any]:
         "channel": hit.channel,
         "snippet": hit.snippet,
         "thumbnail_url": event_path(hit.event_id) + "/thumbnail" if hit.thumbnail_path else None,
-        "clip_url": event_path(hit.event_id) + "/clip",
+        "clip_url": None if "@" in hit.event_id else event_path(hit.event_id) + "/clip",  # "@": text only
     }
 
 

@@ -151,7 +151,7 @@ class SearchResult(BaseModel):
     channel: str
     snippet: str
     thumbnail_url: str | None
-    clip_url: str
+    clip_url: str | None = Field(description="None for a text-only match that is not a stored event.")
 
 
 class SearchResponse(BaseModel):

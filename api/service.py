@@ -36,6 +36,7 @@ from .redis_conn import connect_redis
 from .security import KeyStore, PathPolicy, RateLimiter, check_url
 from .stages import Stages, TextEncoder, make_stages
 from .streams import StreamManager
+from .text_search import open_text_search
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,7 @@ class Service:
             compressor_settings=self.settings.compressor,
             ask_events=self.settings.llm.ask_events,
             metrics=self.metrics,
+            text_search=self.text_search,
         )
         await self._start_alerts()
         self._tasks.append(asyncio.create_task(self._push_health()))
@@ -106,6 +108,7 @@ class Service:
         self.keys = KeyStore(self.redis, self.api.keys_prefix)
         self.stages: Stages = make_stages(self.api.pipeline, s.encoder, s.ray_address)
         self.runner = Runner(s.llm)
+        self.text_search = open_text_search(Path(s.data_dir), getattr(s, "text", None))
         self.streams = StreamManager(
             self.stages,
             s.ingest,
@@ -370,6 +373,7 @@ class Service:
         checks["pipeline"] = self.stages.kind
         checks["llm"] = "ok" if self.runner is not None else "missing"
         checks["alerts"] = "ok" if self.alerts is not None else "off"
+        checks["text_search"] = "hybrid" if self.text_search is not None else "visual only"
         return checks
 
 
