@@ -300,7 +300,7 @@ def run(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
             "bytes_per_hour_per_stream": blobs["bytes_per_hour"],
             "recover_s": round(recover_s, 2),
             "filter": f"1 of {args.streams} streams, {args.window:.0%} of the timeline "
-            f"(~{filtered['matching_events']} events)",
+            f"(~{round(matching)} events)",
             "redis": "embedded" if redis_url is None else "url",
             "machine": machine(),
             "loadavg": Path("/proc/loadavg").read_text().split()[:3]
