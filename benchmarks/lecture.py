@@ -57,13 +57,16 @@ def run(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
         with stopwatch(sync=False) as load:
             extractor.warmup()
         yield {"stage": "models", "model_load_s": round(load.seconds, 2)}
+        cpu_before = _cpu_seconds()
         with stopwatch(sync=False) as ingest:
             extraction = extractor.extract_file(lecture.path, stream_id=_STREAM, sample_fps=args.sample_fps)
             index = TextIndex(tmp, extraction.vectors.shape[1])
             index.add(extraction.chunks, extraction.vectors)
+        ingest_cpu_s = _cpu_seconds() - cpu_before
         yield {
             "stage": "ingest",
             "ingest_s": round(ingest.seconds, 2),
+            "ingest_cpu_s": round(ingest_cpu_s, 2),
             **extraction.timings_s,
             "chunks": len(extraction.chunks),
             "reports": [str(r) for r in extraction.reports],
@@ -80,6 +83,9 @@ def run(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
         "video_s": round(lecture.duration_s, 1),
         "ingest_s": round(ingest.seconds, 2),
         "realtime_factor": ratio(lecture.duration_s, ingest.seconds, 1),
+        "ingest_cpu_s": round(ingest_cpu_s, 2),
+        # What the same work would take with every core to itself (other load excluded): an estimate.
+        "realtime_factor_if_cores_free": ratio(lecture.duration_s, ingest_cpu_s / (os.cpu_count() or 1), 1),
         "ocr_top1": search["ocr_top1"],
         "speech_top1": search["speech_top1"],
         "mrr": search["mrr"],
@@ -96,6 +102,21 @@ def run(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
         "machine": machine(),
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
     }
+
+
+def _cpu_seconds() -> float:
+    """CPU time (user + system) of this process and its children: the ASR workers."""
+    import psutil
+
+    me = psutil.Process()
+    total = 0.0
+    for proc in [me, *me.children(recursive=True)]:
+        try:
+            times = proc.cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
+    return total
 
 
 def _text_settings(args: argparse.Namespace) -> TextSettings:
