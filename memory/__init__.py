@@ -27,10 +27,10 @@ from .records import Ack, BankHealth, Hit, RedisHealth, ShardHealth, StreamEntry
 from .timefilter import check_window, parse_time
 
 if TYPE_CHECKING:
-    from .bank import MemoryBank, shard_for
+    from .bank import MemoryBank, open_writer, shard_for
     from .writer import MemoryWriter
 
-_LAZY = {"MemoryBank": ".bank", "shard_for": ".bank", "MemoryWriter": ".writer"}
+_LAZY = {"MemoryBank": ".bank", "open_writer": ".bank", "shard_for": ".bank", "MemoryWriter": ".writer"}
 
 __all__ = [
     "Ack",
@@ -54,6 +54,7 @@ __all__ = [
     "UnknownEventError",
     "UnknownStreamError",
     "check_window",
+    "open_writer",
     "parse_time",
     "shard_for",
 ]

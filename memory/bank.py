@@ -39,6 +39,53 @@ def shard_for(stream_id: str, shards: int) -> int:
     return zlib.crc32(stream_id.encode()) % shards
 
 
+def shard_dir(root: Path, shard: int) -> Path:
+    return root / f"shard-{shard:02d}"
+
+
+def check_layout(root: Path, shards: int) -> None:
+    """The shard count is fixed when a bank is created (streams are hashed onto shards)."""
+    path = root / "bank.json"
+    if path.exists():
+        layout = json.loads(path.read_text())
+        if layout.get("shards") != shards:
+            raise MemoryBankError(
+                f"the bank in {root} has {layout.get('shards')} shards; settings ask for {shards} "
+                "(re-sharding is not supported)"
+            )
+    else:
+        path.write_text(json.dumps({"format": LAYOUT_FORMAT, "shards": shards}))
+
+
+def open_writer(
+    settings: MemorySettings,
+    *,
+    data_dir: Path | str,
+    shard: int,
+    redis_url: str | None = None,
+    maintenance: bool = True,
+) -> MemoryWriter:
+    """One shard's writer on its own, in the bank's layout: what a Ray actor per shard holds. It
+    opens its own Redis connection and registry view, and closes them with itself. Route events
+    to it with `shard_for(stream_id, settings.shards)`."""
+    if not 0 <= shard < settings.shards:
+        raise ValueError(f"shard must be in [0, {settings.shards}), got {shard}")
+    root = Path(data_dir) / "memory"
+    root.mkdir(parents=True, exist_ok=True)
+    check_layout(root, settings.shards)
+    redis = RedisStore(settings, url=redis_url, data_dir=root)
+    try:
+        registry = StreamRegistry(root / "streams.json", redis)
+        writer = MemoryWriter(
+            shard_dir(root, shard), settings, redis, registry, shard=shard, maintenance=maintenance
+        )
+    except BaseException:
+        redis.close()
+        raise
+    writer.owns_redis = True
+    return writer
+
+
 class MemoryBank:
     def __init__(
         self,
@@ -51,7 +98,7 @@ class MemoryBank:
         self.settings = settings
         self.root = Path(data_dir) / "memory"
         self.root.mkdir(parents=True, exist_ok=True)
-        self._check_layout()
+        check_layout(self.root, settings.shards)
         self.redis = RedisStore(settings, url=redis_url, data_dir=self.root)
         self.writers: list[MemoryWriter] = []
         try:
@@ -59,7 +106,7 @@ class MemoryBank:
             for i in range(settings.shards):
                 self.writers.append(
                     MemoryWriter(
-                        self.root / f"shard-{i:02d}",
+                        shard_dir(self.root, i),
                         settings,
                         self.redis,
                         self.registry,
@@ -71,18 +118,6 @@ class MemoryBank:
             self.close(snapshot=False)
             raise
         self._closed = False
-
-    def _check_layout(self) -> None:
-        path = self.root / "bank.json"
-        if path.exists():
-            layout = json.loads(path.read_text())
-            if layout.get("shards") != self.settings.shards:
-                raise MemoryBankError(
-                    f"the bank in {self.root} has {layout.get('shards')} shards; settings ask for "
-                    f"{self.settings.shards} (re-sharding is not supported)"
-                )
-        else:
-            path.write_text(json.dumps({"format": LAYOUT_FORMAT, "shards": self.settings.shards}))
 
     def writer_for(self, stream_id: str) -> MemoryWriter:
         return self.writers[shard_for(stream_id, len(self.writers))]

@@ -69,6 +69,7 @@ class MemoryWriter(ShardReader):
         self._mutate = threading.RLock()
         self._rw = ReadWriteLock()
         self._closed = False
+        self.owns_redis = False  # open_writer: close() closes the Redis connection too
         self._rebuild: IndexRebuild | None = None
         self._last_snapshot_s = time.monotonic()
         self.last_error = ""
@@ -418,6 +419,8 @@ class MemoryWriter(ShardReader):
             self._flush_redis()
             self.wal.close()
             self._closed = True
+        if self.owns_redis:
+            self.redis.close()
 
 
 def _folder_bytes(folder: Path) -> int:

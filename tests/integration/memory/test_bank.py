@@ -228,3 +228,23 @@ def test_event_ids_lists_a_streams_starts_in_time_order_and_last_entry_id_marks_
     tip = bank.last_entry_id()
     bank.add(make_event(9, "cam"))
     assert [e.event_id for e in bank.follow(tip, block_ms=0)] == ["cam:9"]
+
+
+def test_a_shard_writer_opened_alone_shares_the_banks_layout(tmp_path, settings):
+    from memory import MemoryBank, open_writer, shard_for
+
+    s = settings.model_copy(update={"shards": 2})
+    streams = {shard_for(f"cam{i}", 2): f"cam{i}" for i in range(10)}  # one stream per shard
+    for shard, stream in streams.items():
+        writer = open_writer(s, data_dir=tmp_path, shard=shard, redis_url="redis://127.0.0.1:6379/0")
+        try:
+            writer.registry.register(stream, "pts")
+            writer.add(make_event(shard, stream))
+        finally:
+            writer.close()
+    with MemoryBank(s, data_dir=tmp_path, redis_url="redis://127.0.0.1:6379/0") as bank:
+        assert bank.events == 2
+        for shard, stream in streams.items():
+            assert bank.writers[shard].has_event(f"{stream}:{shard}")
+    with pytest.raises(Exception, match="re-sharding"):
+        open_writer(settings.model_copy(update={"shards": 3}), data_dir=tmp_path, shard=0)
