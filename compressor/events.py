@@ -17,19 +17,23 @@ the last stays open. Memory is bounded by `max_grids` grids.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import torch
 
 from encoder.records import EncodedFrame
 
+from ._tensors import changed_fraction, unit_rows
 from .errors import CompressorInputError
 
 
 def unit_norm(x: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit L2 norm (zero rows stay zero), as float64."""
+    """Rows scaled to unit L2 norm (zero rows stay zero), as float64. For retrieval embeddings
+    (a few per grid); tokens go through `_tensors` instead."""
     x = np.asarray(x, dtype=np.float64)
     norm = np.linalg.norm(x, axis=-1, keepdims=True)
     return x / np.where(norm == 0, 1.0, norm)
@@ -40,12 +44,16 @@ def cosine(a: np.ndarray, b: np.ndarray) -> Any:
     return np.sum(a * b, axis=-1)
 
 
-def token_change_fraction(prev: np.ndarray | None, cur: np.ndarray | None, similarity: float) -> float:
-    """Share of positions whose token cosine from prev [h*w, D] to cur [h*w, D] is below `similarity`."""
-    if prev is None or cur is None or prev.shape != cur.shape:
+def token_change_fraction(
+    prev: np.ndarray | torch.Tensor | None, cur: np.ndarray | torch.Tensor | None, similarity: float
+) -> float:
+    """Share of positions whose token cosine from prev [h*w, D] to cur [h*w, D] is below `similarity`.
+
+    numpy or tensors on any device. The segmenter reuses each grid's unit rows instead of this.
+    """
+    if prev is None or cur is None or tuple(prev.shape) != tuple(cur.shape):
         return 0.0
-    cos = np.sum(unit_norm(prev) * unit_norm(cur), axis=-1)
-    return float(np.mean(cos < similarity))
+    return changed_fraction(unit_rows(prev)[0], unit_rows(cur)[0], similarity)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,15 +143,29 @@ class Grid:
     embedding: np.ndarray | None = None  # [D] float64, set when the grid completes
     similarity: float = 1.0  # pooled-embedding cosine with the previous grid of the stream
     changed_fraction: float = 0.0  # token positions changed since the previous grid
+    # Set when the grid completes, on the device where the encoder left the tokens:
+    units: torch.Tensor | None = None  # [h*w, D] float32: the grid's tokens scaled to unit norm
+    token_norms: torch.Tensor | None = None  # [h*w] float32: their norms (units * norms = tokens)
 
     @property
     def grid_hw(self) -> tuple[int, int]:
         return self.frames[0].grid_hw
 
-    @property
-    def tokens(self) -> np.ndarray | None:
-        """[h*w, D] of the grid: carried by its first frame that has them."""
-        return next((f.tokens for f in self.frames if f.tokens is not None), None)
+    def complete(self, previous: Grid | None = None, previous_source: object = None) -> object:
+        """Pool the embedding and turn the tokens into unit rows and norms, once, for segmentation
+        and merging. Returns the tokens object it took (a grid carried over by the encoder shares
+        the previous grid's: then its unit rows are shared too, not recomputed)."""
+        self.embedding = self.pooled_embedding()
+        source = next((f.tokens for f in self.frames if f.tokens is not None), None)
+        if source is None:
+            return None
+        if previous is not None and source is previous_source:
+            self.units, self.token_norms = previous.units, previous.token_norms
+        else:
+            self.units, self.token_norms = unit_rows(source)
+        # The raw tokens are not needed any more: drop them so that only one copy stays alive.
+        self.frames = [dataclasses.replace(f, tokens=None) for f in self.frames]
+        return source
 
     def pooled_embedding(self) -> np.ndarray:
         """[D] float64 unit norm: the mean of the frames' retrieval embeddings."""
@@ -163,6 +185,7 @@ class EventSegmenter:
         self._stream_id: str | None = None
         self._pending: Grid | None = None
         self._previous: Grid | None = None  # last completed grid, open or already closed
+        self._previous_source: object = None  # the tokens object it came with (shared when carried over)
         self._open: list[Grid] = []
 
     def process(self, frame: EncodedFrame) -> list[list[Grid]]:
@@ -188,19 +211,24 @@ class EventSegmenter:
         closed = self._push(self._pending) if self._pending is not None else []
         if self._open:
             closed.append(self._open)
-        self._pending, self._previous, self._open = None, None, []
+        self._pending, self._previous, self._previous_source, self._open = None, None, None, []
         return closed
 
     def _push(self, grid: Grid) -> list[list[Grid]]:
         closed: list[list[Grid]] = []
-        grid.embedding = grid.pooled_embedding()
         previous = self._previous
+        source = grid.complete(previous, self._previous_source)
         if previous is not None:
-            assert previous.embedding is not None
+            assert previous.embedding is not None and grid.embedding is not None
             grid.similarity = float(cosine(previous.embedding, grid.embedding))
-            grid.changed_fraction = token_change_fraction(
-                previous.tokens, grid.tokens, self.change_similarity
-            )
+            if grid.units is not None and grid.units is previous.units:
+                grid.changed_fraction = 0.0  # carried over by the encoder: the very same tokens
+            elif (
+                previous.units is not None
+                and grid.units is not None
+                and previous.units.shape == grid.units.shape
+            ):
+                grid.changed_fraction = changed_fraction(previous.units, grid.units, self.change_similarity)
             is_forced = grid.grid_index != previous.grid_index + 1 or grid.grid_hw != previous.grid_hw
             if self._open and self.rules.is_cut(
                 len(self._open), grid.similarity, grid.changed_fraction, is_forced
@@ -208,7 +236,7 @@ class EventSegmenter:
                 closed.append(self._open)
                 self._open = []
         self._open.append(grid)
-        self._previous = grid
+        self._previous, self._previous_source = grid, source
         if len(self._open) == self.rules.max_grids:
             start = 0
             for j in self.rules.split_points([1.0, *(g.similarity for g in self._open[1:])]):

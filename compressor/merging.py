@@ -8,21 +8,28 @@ and absorbs the following tokens at that position that repeat it. A token repeat
     compare with the run's first token, not the previous one, so a slow drift ends the run).
 A run becomes one token: the mean of its tokens (HoliTom), at the position of its first token,
 with the count of tokens it stands for. The first grid of an event always starts every run.
+
+Runs at any position depend only on that position, so only the cosine test walks the grids in
+order ([h*w, D] per step, on the tokens' device); run membership, sums and counts are then a
+cumulative maximum, a gather and one `index_add_` per grid. Two host syncs per event size the
+output; only the merged tokens come back to the host.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
+from ._tensors import as_tensor, row_dots, unit_rows
 from .errors import CompressorInputError
-from .events import unit_norm
 
 
 @dataclass(frozen=True, slots=True, repr=False)
 class MergedTokens:
-    tokens: np.ndarray  # [N, D] float32, ordered by (t, h, w)
+    tokens: np.ndarray  # [N, D] (float32 unless asked otherwise), ordered by (t, h, w)
     positions: np.ndarray  # [N, 3] int32 (t, h, w), t counted from the event's first grid
     counts: np.ndarray  # [N] int32: source tokens each stands for (the run's length in grids)
     merged_static: int  # tokens absorbed because their pixels were static
@@ -35,77 +42,101 @@ class MergedTokens:
 
 
 def merge_event_tokens(
-    tokens: np.ndarray,
+    tokens: np.ndarray | torch.Tensor,
     *,
-    is_static: np.ndarray | None = None,
-    is_evs_kept: np.ndarray | None = None,
+    is_static: np.ndarray | torch.Tensor | None = None,
+    is_evs_kept: np.ndarray | torch.Tensor | None = None,
     similarity: float | None = None,
 ) -> MergedTokens:
-    """tokens: [T, h, w, D]; is_static, is_evs_kept: [T, h, w] bool (None: no such test)."""
+    """tokens: [T, h, w, D] (numpy, or a tensor on any device); is_static, is_evs_kept: [T, h, w]
+    bool (None: no such test). Merged tokens come back as float32."""
     if tokens.ndim != 4:
-        raise CompressorInputError(f"tokens must be [T, h, w, D], got {tokens.shape}")
+        raise CompressorInputError(f"tokens must be [T, h, w, D], got {tuple(tokens.shape)}")
     t_grids, h, w, d = tokens.shape
-    for name, mask in (("is_static", is_static), ("is_evs_kept", is_evs_kept)):
-        if mask is not None and mask.shape != (t_grids, h, w):
-            raise CompressorInputError(f"{name} must be [{t_grids}, {h}, {w}], got {mask.shape}")
-    flat = tokens.reshape(t_grids, h * w, d).astype(np.float32)
-    static = np.zeros((t_grids, h * w), bool) if is_static is None else is_static.reshape(t_grids, -1)
-    dropped = np.zeros((t_grids, h * w), bool) if is_evs_kept is None else ~is_evs_kept.reshape(t_grids, -1)
-    runs = _Runs(flat[0])
-    merged = {"static": 0, "evs": 0, "similar": 0}
-    for t in range(1, t_grids):
-        repeat = static[t].copy()
-        merged["static"] += int(repeat.sum())
-        by_evs = dropped[t] & ~repeat
-        merged["evs"] += int(by_evs.sum())
-        repeat |= by_evs
-        if similarity is not None:
-            by_similarity = ~repeat & (np.sum(unit_norm(flat[t]) * runs.head_unit, axis=-1) >= similarity)
-            merged["similar"] += int(by_similarity.sum())
-            repeat |= by_similarity
-        runs.step(t, flat[t], repeat)
-    runs.close_all()
-    out_tokens, out_t, out_hw, out_counts = runs.collected()
-    order = np.lexsort((out_hw, out_t))
-    positions = np.stack([out_t, out_hw // w, out_hw % w], axis=1).astype(np.int32)
-    return MergedTokens(
-        out_tokens[order],
-        positions[order],
-        out_counts[order].astype(np.int32),
-        merged["static"],
-        merged["evs"],
-        merged["similar"],
+    units, norms = unit_rows(as_tensor(tokens).reshape(t_grids, h * w, d))
+    return merge_unit_tokens(
+        list(units), norms, (h, w), is_static=is_static, is_evs_kept=is_evs_kept, similarity=similarity
     )
 
 
-class _Runs:
-    """The open run at every position: its first token, running sum, length and start grid."""
+def merge_unit_tokens(
+    units: Sequence[torch.Tensor],
+    norms: torch.Tensor,
+    grid_hw: tuple[int, int],
+    *,
+    is_static: np.ndarray | torch.Tensor | None = None,
+    is_evs_kept: np.ndarray | torch.Tensor | None = None,
+    similarity: float | None = None,
+    out_dtype: np.dtype | type = np.float32,
+) -> MergedTokens:
+    """`merge_event_tokens` on tokens already split into unit rows and norms (`_tensors.unit_rows`),
+    one [h*w, D] tensor per grid (the segmenter computed them once per grid), norms: [T, h*w].
+    The merged tokens come back to the host as `out_dtype`."""
+    t_grids, (h, w) = len(units), grid_hw
+    for name, mask in (("is_static", is_static), ("is_evs_kept", is_evs_kept)):
+        if mask is not None and tuple(mask.shape) != (t_grids, h, w):
+            raise CompressorInputError(f"{name} must be [{t_grids}, {h}, {w}], got {tuple(mask.shape)}")
+    device, d = norms.device, units[0].shape[-1]
+    no = torch.zeros((t_grids, h * w), dtype=torch.bool, device=device)
+    static = no if is_static is None else as_tensor(is_static).to(device).reshape(t_grids, -1).clone()
+    static[0] = False  # the first grid starts every run
+    by_evs = no if is_evs_kept is None else ~as_tensor(is_evs_kept).to(device).reshape(t_grids, -1)
+    by_evs = by_evs & ~static
+    by_evs[0] = False
+    repeat = static | by_evs
+    by_similarity = no if similarity is None else _similar_to_run_head(units, repeat, similarity)
+    starts = ~(repeat | by_similarity)
+    sizes = torch.stack([starts.sum(), static.sum(), by_evs.sum(), by_similarity.sum()]).tolist()
+    n_runs, merged_static, merged_evs, merged_similar = (int(x) for x in sizes)  # host sync
+    run_of, run_t, run_hw = _runs(starts)
+    sums = torch.zeros((n_runs, d), dtype=norms.dtype, device=device)
+    for t in range(t_grids):
+        sums.index_add_(0, run_of[t], units[t] * norms[t].unsqueeze(1))
+    counts = torch.bincount(run_of.reshape(-1), minlength=n_runs)
+    means = (sums / counts.unsqueeze(1).to(sums.dtype)).to(_torch_dtype(out_dtype))
+    positions = torch.stack([run_t, run_hw // w, run_hw % w], dim=1).to(torch.int32)
+    return MergedTokens(
+        means.cpu().numpy(),
+        positions.cpu().numpy(),
+        counts.to(torch.int32).cpu().numpy(),
+        merged_static,
+        merged_evs,
+        merged_similar,
+    )
 
-    def __init__(self, first: np.ndarray) -> None:  # first: [P, D]
-        self.head_unit = unit_norm(first)
-        self.sums = first.astype(np.float64)
-        self.counts = np.ones(first.shape[0], np.int64)
-        self.start_t = np.zeros(first.shape[0], np.int64)
-        self._out: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
 
-    def step(self, t: int, tokens: np.ndarray, repeat: np.ndarray) -> None:
-        self.sums[repeat] += tokens[repeat]
-        self.counts[repeat] += 1
-        new = np.flatnonzero(~repeat)
-        if new.size:
-            self._emit(new)
-            self.head_unit[new] = unit_norm(tokens[new])
-            self.sums[new] = tokens[new]
-            self.counts[new] = 1
-            self.start_t[new] = t
+def _similar_to_run_head(
+    units: Sequence[torch.Tensor], repeat: torch.Tensor, similarity: float
+) -> torch.Tensor:
+    """[T, P] bool: token (t, p) repeats its run by cosine with the run's first token.
 
-    def close_all(self) -> None:
-        self._emit(np.arange(self.sums.shape[0]))
+    units: T x [P, D] unit rows; repeat: [T, P], already merged by pixels or EVS (such a token
+    neither tests nor restarts the run). The one sequential part: a run's head is known only once
+    the grids before it are decided. No host sync inside.
+    """
+    out = torch.zeros_like(repeat)
+    head = units[0]  # [P, D]: unit row of each position's open run
+    for t in range(1, len(units)):
+        similar = (row_dots(units[t], head) >= similarity) & ~repeat[t]
+        out[t] = similar
+        head = torch.where((repeat[t] | similar).unsqueeze(1), head, units[t])
+    return out
 
-    def _emit(self, where: np.ndarray) -> None:
-        mean = (self.sums[where] / self.counts[where, None]).astype(np.float32)
-        self._out.append((mean, self.start_t[where].copy(), where.copy(), self.counts[where].copy()))
 
-    def collected(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        tokens, start_t, hw, counts = zip(*self._out, strict=True)
-        return np.concatenate(tokens), np.concatenate(start_t), np.concatenate(hw), np.concatenate(counts)
+def _runs(starts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """starts: [T, P] bool, True where a run begins (row 0 all True).
+
+    Returns run_of [T, P] (the run each token belongs to, runs numbered in (t, p) order of their
+    first token) and each run's first grid t and position p.
+    """
+    t_grids, p = starts.shape
+    grid = torch.arange(t_grids, device=starts.device).unsqueeze(1).expand(t_grids, p)
+    head_t = torch.cummax(torch.where(starts, grid, -1), dim=0).values  # [T, P]: grid of the run's start
+    ordinal = torch.cumsum(starts.reshape(-1), dim=0).reshape(t_grids, p) - 1  # run number at its start
+    run_of = torch.gather(ordinal, 0, head_t)
+    first = torch.nonzero(starts.reshape(-1)).squeeze(1)  # row-major: (t, p) order
+    return run_of, first // p, first % p
+
+
+def _torch_dtype(dtype: np.dtype | type) -> torch.dtype:
+    return torch.from_numpy(np.zeros(0, dtype=dtype)).dtype

@@ -4,6 +4,9 @@ One instance per stream, fed in order. Each frame's RLT static mask (attached by
 stage, or computed here from `rgb`) is folded into its grid; the segmenter closes events; each
 closed event's tokens are merged (pixel-static, EVS, cosine) into runs that keep their original
 (t, h, w) positions. Plain Python: a Ray actor wraps it at the edge.
+
+Tokens may arrive as numpy or as tensors on the encoder's device: the per-grid work (norms, token
+change) and the merge run where they are, and only a closed event's kept tokens come to the host.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from .config import CompressorSettings
 from .errors import CompressorInputError
 from .events import CutRules, EventSegmenter, Grid, unit_norm
 from .evs import evs_retention_mask
-from .merging import merge_event_tokens
+from .merging import merge_unit_tokens
 from .records import Event, EventStats
 from .selection import farthest_points
 from .static import StaticPatchFilter, merged_static_mask
@@ -81,21 +84,26 @@ class Compressor:
     def _build_event(self, grids: list[Grid]) -> Event:
         s = self.settings
         h, w = grids[0].grid_hw
-        grid_tokens = [g.tokens for g in grids]
-        if any(t is None for t in grid_tokens):
-            missing = next(g.grid_index for g in grids if g.tokens is None)
+        if any(g.units is None for g in grids):
+            missing = next(g.grid_index for g in grids if g.units is None)
             raise CompressorInputError(f"grid {missing} has no frame carrying tokens")
-        tokens = np.stack(grid_tokens).reshape(len(grids), h, w, -1)  # type: ignore[arg-type]
+        # T x [h*w, D] unit rows and [T, h*w] norms, where the encoder left the tokens
+        units = [g.units for g in grids]
+        norms = torch.stack([g.token_norms for g in grids])  # type: ignore[misc]
         static = np.stack([self._grid_static.pop(g.grid_index) for g in grids])
         static[0] = False  # the first grid of an event is kept whole
         evs_kept = None
-        if s.evs_q > 0:
-            embeds = torch.from_numpy(tokens.reshape(-1, tokens.shape[-1]).astype(np.float32))
-            evs_kept = (
-                evs_retention_mask(embeds, (len(grids), h, w), 1, s.evs_q).numpy().reshape(len(grids), h, w)
-            )
-        merged = merge_event_tokens(
-            tokens, is_static=static, is_evs_kept=evs_kept, similarity=s.merge_similarity
+        if s.evs_q > 0:  # cosines are scale-free: EVS ranks the unit rows as it would the tokens
+            evs_kept = evs_retention_mask(torch.cat(units), (len(grids), h, w), 1, s.evs_q)  # type: ignore[arg-type]
+            evs_kept = evs_kept.reshape(len(grids), h, w)
+        merged = merge_unit_tokens(
+            units,  # type: ignore[arg-type]
+            norms,
+            (h, w),
+            is_static=static,
+            is_evs_kept=evs_kept,
+            similarity=s.merge_similarity,
+            out_dtype=np.float16,  # only the kept tokens leave the device, at the Event's dtype
         )
         grid_index = np.array([g.grid_index for g in grids])
         positions = merged.positions.copy()
@@ -123,7 +131,7 @@ class Compressor:
             start_wall_s=frames[0].wall_time_s,
             end_wall_s=frames[-1].wall_time_s,
             embedding=unit_norm(np.mean([f.embedding for f in frames], axis=0)).astype(np.float32),
-            tokens=merged.tokens.astype(np.float16),
+            tokens=merged.tokens,
             positions=positions,
             counts=merged.counts,
             grid_t0=int(grid_index[0]),

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 
 from compressor import CompressorInputError, merge_event_tokens
 
@@ -83,3 +84,48 @@ def test_a_slow_drift_ends_the_run_because_tokens_are_compared_with_its_first():
 def test_rejects_masks_of_the_wrong_shape():
     with pytest.raises(CompressorInputError, match="is_static"):
         merge_event_tokens(np.zeros((2, 2, 2, 4)), is_static=np.zeros((2, 2), bool))
+
+
+def reference_runs(tokens, static, kept, similarity):
+    """Position by position, grid by grid: the merge rule written as plainly as possible."""
+    t_grids, h, w, _ = tokens.shape
+    out = []
+    for i in range(h):
+        for j in range(w):
+            runs = [[0]]
+            for t in range(1, t_grids):
+                head = tokens[runs[-1][0], i, j]
+                cos = head @ tokens[t, i, j] / (np.linalg.norm(head) * np.linalg.norm(tokens[t, i, j]))
+                if static[t, i, j] or not kept[t, i, j] or (similarity is not None and cos >= similarity):
+                    runs[-1].append(t)
+                else:
+                    runs.append([t])
+            out += [((r[0], i, j), len(r), tokens[r, i, j].mean(axis=0)) for r in runs]
+    return sorted(out, key=lambda run: run[0])
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_vectorised_runs_equal_the_position_by_position_rule(seed):
+    rng = np.random.default_rng(seed)
+    t, h, w = int(rng.integers(1, 9)), int(rng.integers(1, 4)), int(rng.integers(1, 4))
+    tokens = rng.standard_normal((1, h, w, 8)) + rng.choice([0.3, 1.0]) * rng.standard_normal((t, h, w, 8))
+    static, kept = rng.random((t, h, w)) < 0.3, rng.random((t, h, w)) < 0.8
+    similarity = [None, 0.5, 0.9][seed % 3]
+    merged = merge_event_tokens(tokens, is_static=static, is_evs_kept=kept, similarity=similarity)
+    expected = reference_runs(tokens, static, kept, similarity)
+    assert [tuple(p) for p in merged.positions.tolist()] == [run[0] for run in expected]
+    assert merged.counts.tolist() == [run[1] for run in expected]
+    np.testing.assert_allclose(merged.tokens, np.stack([run[2] for run in expected]), rtol=1e-5, atol=1e-6)
+
+
+def test_float16_numpy_and_tensor_tokens_merge_alike():
+    rng = np.random.default_rng(7)
+    tokens = video_tokens(rng, t=5, d=32).astype(np.float16)
+    static = rng.random((5, 2, 3)) < 0.3
+    from_numpy = merge_event_tokens(tokens, is_static=static, similarity=0.9)
+    from_tensor = merge_event_tokens(
+        torch.from_numpy(tokens), is_static=torch.from_numpy(static), similarity=0.9
+    )
+    np.testing.assert_array_equal(from_numpy.positions, from_tensor.positions)
+    np.testing.assert_array_equal(from_numpy.tokens, from_tensor.tokens)
+    assert from_numpy.tokens.dtype == np.float32  # computed in float32, never in float16

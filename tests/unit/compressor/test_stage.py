@@ -2,6 +2,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+import torch
 
 from compressor import Compressor, CompressorInputError, CompressorSettings, merged_static_mask
 from vidsight.synth.video import Scene, SceneScript, moving_boxes_script, render_frame
@@ -123,3 +124,18 @@ def test_one_compressor_per_stream(boxes_with_cut):
     compressor.process(encoded[0])
     with pytest.raises(CompressorInputError, match="one segmenter per stream"):
         compressor.process(dataclasses.replace(encoded[1], stream_id="other"))
+
+
+def test_tokens_handed_over_as_tensors_give_the_same_events_as_numpy_tokens(boxes_with_cut):
+    frames, encoded = boxes_with_cut
+    as_tensors = [
+        f if f.tokens is None else dataclasses.replace(f, tokens=torch.from_numpy(np.array(f.tokens)))
+        for f in encoded
+    ]
+    from_numpy, from_tensors = compress(encoded, rgbs=frames), compress(as_tensors, rgbs=frames)
+    assert [e.event_id for e in from_numpy] == [e.event_id for e in from_tensors]
+    for a, b in zip(from_numpy, from_tensors, strict=True):
+        assert b.tokens.dtype == np.float16 and isinstance(b.tokens, np.ndarray)
+        np.testing.assert_array_equal(a.positions, b.positions)
+        np.testing.assert_array_equal(a.counts, b.counts)
+        np.testing.assert_array_equal(a.tokens, b.tokens)
