@@ -20,9 +20,12 @@ from .vad import FRAME_S, RATE_HZ, SileroVAD, SpeechSegmenter
 class LiveTranscriber:
     """`push(samples, start_s)` per chunk returns the segments that chunk completed; `finish()` the rest.
 
-    start_s of the first chunk sets the stream clock; later chunks must follow without gaps (a gap
-    restarts the clock: call `finish()` and push again).
+    start_s of the first chunk sets the stream clock; later chunks may omit it. A chunk whose start_s
+    is more than `gap_tolerance_s` away from where the clock expects it (a reconnect, dropped audio)
+    closes what was open before the gap and restarts the clock there.
     """
+
+    gap_tolerance_s = 0.25
 
     def __init__(
         self,
@@ -47,13 +50,18 @@ class LiveTranscriber:
             raise AudioFormatError(
                 f"LiveTranscriber expects [N] float32 at {RATE_HZ} Hz, got {samples.shape} {samples.dtype}"
             )
+        segments: list[SpeechSegment] = []
+        if self._segmenter is not None and start_s is not None:
+            expected_s = self._origin_s + self._received / RATE_HZ
+            if abs(start_s - expected_s) > self.gap_tolerance_s:
+                segments = self.finish()
         if self._segmenter is None:
             self._start_clock(start_s or 0.0)
         assert self._segmenter is not None
         self._buffer = np.concatenate([self._buffer, samples])
         self._received += samples.size
         spans = self._segmenter.push(self._vad.push(samples))
-        segments = [self._recognize(span) for span in spans]
+        segments += [self._recognize(span) for span in spans]
         self._trim()
         return segments
 

@@ -46,6 +46,17 @@ def test_live_transcriber_equals_the_offline_transcript(spoken, settings, recogn
     assert offline.report.status == "found"
 
 
+def test_a_gap_in_a_live_stream_closes_the_open_speech_and_restarts_the_clock(spoken, settings, recognizer):
+    speech = spoken["english_2"].samples
+    live = LiveTranscriber(settings, recognizer=recognizer)
+    before_gap = live.push(speech[: speech.size // 2], start_s=100.0)
+    at_gap = live.push(speech[speech.size // 2 :], start_s=200.0)  # 100 s of audio never arrived
+    after = live.finish()
+    assert before_gap == []
+    assert at_gap and at_gap[0].end_s <= 100.0 + speech.size / 2 / 16_000 + 0.2
+    assert after and all(s.start_s >= 200.0 for s in after)
+
+
 def test_non_english_speech_is_reported_as_doubtful_and_english_is_not(spoken, settings, recognizer):
     transcriber = Transcriber(settings, recognizer=recognizer)
     spanish = transcriber.transcribe(AudioTrack(spoken["spanish"].samples, 16_000)).report
