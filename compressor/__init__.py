@@ -7,7 +7,7 @@ from .events import CutRules, EventSegmenter, Grid, segment_events, token_change
 from .evs import evs_retained_count, evs_retention_mask, grid_positions, survivor_positions
 from .merging import MergedTokens, merge_event_tokens
 from .records import Event, EventStats, SelectedEvent, Selection
-from .selection import allocate_budget, pick_tokens, select_tokens, token_relevance
+from .selection import allocate_budget, pick_tokens, pick_tokens_batched, select_tokens, token_relevance
 from .stage import Compressor
 from .static import StaticPatches, StaticPatchFilter, merged_static_mask, psnr_db, static_patch_mask
 
@@ -38,6 +38,7 @@ __all__ = [
     "merge_event_tokens",
     "merged_static_mask",
     "pick_tokens",
+    "pick_tokens_batched",
     "psnr_db",
     "segment_events",
     "select_tokens",

@@ -15,6 +15,11 @@ the question matches, not WHERE in the frame. Events without grid embeddings, or
 embedding, fall back to diversity alone. DivPrune seeds with the token whose nearest neighbour is
 farthest (all pairwise distances, O(N^2 D)); we seed with the token farthest from the event's mean
 token (O(N D)) and then follow its max-min rule.
+
+The greedy loop is sequential inside an event but independent across events, so all retrieved
+events run it side by side (`pick_tokens_batched`: padded [E, N, D] on the LLM's device, one
+top-k and one batched product per step): max_e steps instead of sum_e, with the picks of running
+`pick_tokens` event after event.
 """
 
 from __future__ import annotations
@@ -111,6 +116,123 @@ def pick_tokens(
     return np.sort(torch.cat(picked).cpu().numpy())
 
 
+def pick_tokens_batched(
+    tokens: Sequence[np.ndarray | torch.Tensor],
+    ks: Sequence[int],
+    *,
+    relevances: Sequence[np.ndarray | None] | None = None,
+    relevance_weight: float = 0.0,
+    max_steps: int = 256,
+    device: str | torch.device = "cpu",
+    max_padded_bytes: int = 1 << 30,
+) -> list[np.ndarray]:
+    """`pick_tokens` for many events at once: the same picks, in max-k steps instead of sum-k.
+
+    tokens[e]: [N_e, D]; ks[e]: how many to keep; relevances[e]: [N_e] in [0, 1] or None (that
+    event then ranks by diversity alone). Events are padded into one [E, N, D] float32 tensor on
+    `device` and every step picks for all of them (one top-k, one batched product); events of
+    very different sizes, or more than `max_padded_bytes` of them, run in several such groups.
+    """
+    out: list[np.ndarray | None] = [None] * len(tokens)
+    todo = []
+    for e, (x, k) in enumerate(zip(tokens, ks, strict=True)):
+        n = x.shape[0]
+        if k >= n or k <= 0:
+            out[e] = np.arange(n if k > 0 else 0, dtype=np.int64)
+        else:
+            todo.append(e)
+    rel = [None] * len(tokens) if relevances is None else list(relevances)
+    for group in _padded_groups(todo, [t.shape for t in tokens], max_padded_bytes):
+        picks = _max_min_group(
+            [tokens[e] for e in group],
+            [int(ks[e]) for e in group],
+            [rel[e] for e in group],
+            relevance_weight,
+            max_steps,
+            torch.device(device),
+        )
+        for e, kept in zip(group, picks, strict=True):
+            out[e] = kept
+    return out  # type: ignore[return-value]
+
+
+def _padded_groups(todo: list[int], shapes: list[tuple[int, ...]], max_padded_bytes: int) -> list[list[int]]:
+    """Events by size, cut into groups whose padded float32 [E, N_max, D] fits max_padded_bytes."""
+    groups: list[list[int]] = []
+    for e in sorted(todo, key=lambda e: shapes[e][0]):
+        n, d = shapes[e][0], shapes[e][1]
+        if groups and (len(groups[-1]) + 1) * n * d * 4 <= max_padded_bytes:
+            groups[-1].append(e)
+        else:
+            groups.append([e])
+    return groups
+
+
+def _max_min_group(
+    tokens: list[np.ndarray | torch.Tensor],
+    ks: list[int],
+    relevances: list[np.ndarray | None],
+    relevance_weight: float,
+    max_steps: int,
+    device: torch.device,
+) -> list[np.ndarray]:
+    """The greedy max-min of `pick_tokens` for E events side by side (0 < k_e < N_e for each)."""
+    e_count, n_max = len(tokens), max(t.shape[0] for t in tokens)
+    x, valid = _padded(tokens, n_max, device)  # [E, N, D] unit rows, [E, N]
+    mean = torch.nn.functional.normalize(x.sum(dim=1), dim=-1)  # [E, D]: each event's mean direction
+    distance = 1 - torch.bmm(x, mean.unsqueeze(2)).squeeze(2)  # [E, N]: seed = novelty w.r.t. the mean
+    rel = torch.zeros((e_count, n_max), dtype=torch.float32)
+    weight = torch.zeros((e_count, 1), dtype=torch.float32)
+    for e, r in enumerate(relevances):
+        if r is not None:
+            rel[e, : r.shape[0]] = torch.as_tensor(r, dtype=torch.float32)
+            weight[e] = relevance_weight
+    rel, weight = rel.to(device), weight.to(device)
+    per_step = [-(-k // max_steps) for k in ks]
+    steps = max(-(-k // p) for k, p in zip(ks, per_step, strict=True))
+    width = max(per_step)
+    # picks[e, s]: how many event e keeps at step s (decided up front: no host sync in the loop)
+    quota = torch.tensor(
+        [[max(0, min(p, k - s * p)) for s in range(steps)] for k, p in zip(ks, per_step, strict=True)]
+    ).to(device)
+    rank = torch.arange(width, device=device)
+    taken = ~valid
+    chosen, used = [], []
+    for s in range(steps):
+        score = ((1 - weight) * distance + weight * rel).masked_fill(taken, -torch.inf)
+        top = torch.topk(score, width, dim=1).indices  # [E, width]
+        use = rank < quota[:, s : s + 1]  # [E, width]
+        taken = taken | torch.zeros_like(taken).scatter_(1, top, use)
+        picked = x.gather(1, top.unsqueeze(2).expand(-1, -1, x.shape[2]))  # [E, width, D]
+        to_step = (1 - torch.bmm(x, picked.transpose(1, 2))).masked_fill(~use.unsqueeze(1), torch.inf)
+        to_step = to_step.amin(dim=2)  # [E, N]
+        distance = to_step if s == 0 else torch.minimum(distance, to_step)
+        chosen.append(top)
+        used.append(use)
+    top_all, use_all = torch.stack(chosen, 1).cpu().numpy(), torch.stack(used, 1).cpu().numpy()
+    return [np.sort(top_all[e][use_all[e]]).astype(np.int64) for e in range(e_count)]
+
+
+def _padded(
+    tokens: list[np.ndarray | torch.Tensor], n_max: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """[E, n_max, D] float32 unit rows on device (zero rows past each event's end) and [E, n_max] valid."""
+    d = tokens[0].shape[1]
+    lengths = torch.tensor([t.shape[0] for t in tokens])
+    if all(isinstance(t, np.ndarray) for t in tokens):
+        host = np.zeros((len(tokens), n_max, d), dtype=np.result_type(*tokens))  # one copy to the device
+        for e, t in enumerate(tokens):
+            host[e, : t.shape[0]] = t
+        padded = torch.from_numpy(host).to(device)
+    else:
+        padded = torch.zeros((len(tokens), n_max, d), dtype=torch.float32, device=device)
+        for e, t in enumerate(tokens):
+            padded[e, : t.shape[0]] = torch.as_tensor(t).to(device, torch.float32)
+    x = torch.nn.functional.normalize(padded.float(), dim=-1)
+    valid = torch.arange(n_max).unsqueeze(0) < lengths.unsqueeze(1)
+    return x, valid.to(device)
+
+
 def token_relevance(event: Event, question_embedding: np.ndarray | None) -> np.ndarray | None:
     """[N] in [0, 1]: best question cosine over the grids each token's run covers, scaled per event."""
     if question_embedding is None or event.grid_embeddings is None:
@@ -129,12 +251,6 @@ def token_relevance(event: Event, question_embedding: np.ndarray | None) -> np.n
         best[covers] = np.maximum(best[covers], per_grid[t_local[covers] + offset])
     span = best.max() - best.min()
     return (best - best.min()) / span if span > 0 else np.zeros_like(best)
-
-
-def _as_tensor(array: np.ndarray, device: str | torch.device) -> torch.Tensor:
-    # Memory-mapped tokens are read-only; torch must not share such a buffer, so copy them.
-    tensor = torch.from_numpy(array) if array.flags.writeable else torch.tensor(array)
-    return tensor.to(device)
 
 
 def _event_time(event: Event, is_wall: bool) -> float:
@@ -175,19 +291,20 @@ def select_tokens(
     if events:
         relevance_weights = np.exp((scores - scores.max()) / s.temperature)
         alloc += allocate_budget(relevance_weights, capacities - alloc, budget_tokens - int(alloc.sum()))
-    selected = []
-    for event, score, k in zip(events, scores, alloc, strict=True):
-        if k == 0:
-            continue
-        relevance = token_relevance(event, question_embedding)
-        kept = pick_tokens(
-            _as_tensor(event.tokens, device),
-            int(k),
-            relevance=None if relevance is None else torch.from_numpy(relevance),
-            relevance_weight=s.relevance_weight if relevance is not None else 0.0,
-            max_steps=s.diversity_steps,
-        )
-        selected.append(SelectedEvent(event, kept, float(score), float(k) / budget_tokens))
+    chosen = [i for i, k in enumerate(alloc) if k > 0]
+    relevances = [token_relevance(events[i], question_embedding) for i in chosen]
+    kept = pick_tokens_batched(
+        [events[i].tokens for i in chosen],
+        [int(alloc[i]) for i in chosen],
+        relevances=relevances,
+        relevance_weight=s.relevance_weight,
+        max_steps=s.diversity_steps,
+        device=device,
+    )
+    selected = [
+        SelectedEvent(events[i], kept_i, float(scores[i]), float(alloc[i]) / budget_tokens)
+        for i, kept_i in zip(chosen, kept, strict=True)
+    ]
     is_wall = all(e.start_wall_s is not None for e in events)
     selected.sort(key=lambda se: (_event_time(se.event, is_wall), se.event.stream_id, se.event.event_id))
     return Selection(selected, budget_tokens, int(capacities.sum()))

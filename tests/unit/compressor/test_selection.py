@@ -9,7 +9,9 @@ from compressor import (
     SelectionSettings,
     allocate_budget,
     pick_tokens,
+    pick_tokens_batched,
     select_tokens,
+    token_relevance,
 )
 
 
@@ -114,3 +116,46 @@ def test_question_from_another_space_is_rejected():
     event = make_event(rng, "a", 0.0)
     with pytest.raises(CompressorInputError, match="retrieval encoder"):
         select_tokens(np.ones(5), [(event, 0.5)], 4)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_batched_selection_picks_what_one_event_at_a_time_picks(seed):
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(1, 90, 9).tolist()
+    tokens = [rng.standard_normal((n, 24)).astype(np.float16) for n in sizes]
+    ks = [int(rng.integers(0, n + 3)) for n in sizes]  # some take all, some none
+    relevances = [rng.random(n) if e % 3 else None for e, n in enumerate(sizes)]
+    max_steps = [4, 16, 64, 1000][seed]
+    batched = pick_tokens_batched(
+        tokens, ks, relevances=relevances, relevance_weight=0.3, max_steps=max_steps, max_padded_bytes=20_000
+    )
+    for x, k, rel, kept in zip(tokens, ks, relevances, batched, strict=True):
+        one = pick_tokens(
+            torch.from_numpy(x),
+            k,
+            relevance=None if rel is None else torch.from_numpy(rel),
+            relevance_weight=0.3 if rel is not None else 0.0,
+            max_steps=max_steps,
+        )
+        assert kept.tolist() == one.tolist()
+
+
+def test_selection_keeps_what_the_per_event_picker_keeps():
+    rng = np.random.default_rng(7)
+    events = [make_event(rng, str(k), float(k), n_grids=int(rng.integers(1, 6))) for k in range(6)]
+    question = rng.standard_normal(8)
+    question /= np.linalg.norm(question)
+    settings = SelectionSettings(diversity_steps=5, temperature=0.5)
+    selection = select_tokens(
+        question, [(e, 0.2 + 0.01 * k) for k, e in enumerate(events)], 50, settings=settings
+    )
+    for chosen in selection.events:
+        relevance = token_relevance(chosen.event, question)
+        one = pick_tokens(
+            torch.from_numpy(chosen.event.tokens),
+            chosen.kept.size,
+            relevance=torch.from_numpy(relevance),
+            relevance_weight=settings.relevance_weight,
+            max_steps=settings.diversity_steps,
+        )
+        assert chosen.kept.tolist() == one.tolist()
