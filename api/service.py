@@ -11,29 +11,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import shutil
 import threading
 import time
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from fastapi import UploadFile
 
 from compressor import Event
-from ingest.uris import SourceKind, default_stream_id, parse_source
 from vidsight.settings import Settings
 
 from . import clips
-from .errors import BadRequestError, ConflictError, NotFoundError, UnavailableError
-from .jobs import Job, VideoJobs
+from .catalog import Catalog
+from .errors import NotFoundError, UnavailableError
+from .jobs import VideoJobs
 from .live import LiveHub, relay_alerts
 from .metrics import Metrics
 from .questions import Questions, event_path
 from .redis_conn import connect_redis
-from .security import KeyStore, PathPolicy, RateLimiter, check_url
+from .security import KeyStore, PathPolicy, RateLimiter
 from .stages import Stages, TextEncoder, make_stages
 from .streams import StreamManager
 from .text_search import open_text_search
@@ -93,6 +90,9 @@ class Service:
         self._follower = threading.Thread(target=self._follow_events, name="event-follower", daemon=True)
         self._follower.start()
         self.metrics.watch(self.stream_snapshots, self.queue_depths)
+        resumed = await asyncio.to_thread(self.catalog.resume)
+        if resumed:
+            log.info("resumed live streams: %s", ", ".join(resumed))
         self.started_s = time.time()
         log.info("vidsight service ready (pipeline=%s, models=%s)", self.stages.kind, self.models)
 
@@ -123,10 +123,19 @@ class Service:
             s.ingest,
             s.compressor,
             self.store_event,
-            self._register_recorded,
+            lambda stream_id, source: self.catalog.register_recorded(stream_id, source),
             self.redis,
             max_jobs=self.api.max_jobs,
             redis_key=s.memory.redis_key_prefix + "jobs",
+        )
+        self.catalog = Catalog(
+            self.api,
+            s.ingest.allowed_schemes,
+            self.memory,
+            self.streams,
+            self.jobs,
+            self.paths,
+            self.upload_dir,
         )
 
     async def _start_alerts(self) -> None:
@@ -241,88 +250,8 @@ class Service:
             except Exception as exc:  # health is advisory; never fail a stream over it
                 log.debug("stream health for %s not published: %s", snap["stream_id"], exc)
 
-    # -- streams ---------------------------------------------------------------------------------
-
-    def add_live_stream(
-        self, url: str, stream_id: str | None, fps: float | None, max_side_px: int | None
-    ) -> dict[str, Any]:
-        """Check the URL against the allow-lists, register the stream (wall clock) and start it."""
-        url = check_url(url, self.api.allowed_url_schemes)
-        spec = parse_source(url, allowed_schemes=self.settings.ingest.allowed_schemes)
-        if spec.kind not in (SourceKind.RTSP, SourceKind.HLS):
-            raise BadRequestError(
-                f"{url!r} is not a live stream (RTSP or HLS); add files with POST /v1/videos"
-            )
-        stream_id = stream_id or default_stream_id(url)
-        info = self.memory.streams().get(stream_id)
-        if info is not None and info.clock != "wall":
-            raise ConflictError(f"stream id {stream_id!r} belongs to a recorded video; pick another id")
-        self.memory.register_stream(stream_id, "wall", {"kind": "live", "source": url, "active": True})
-        return self.streams.add(stream_id, url, fps=fps, max_side_px=max_side_px).snapshot()
-
-    # -- videos ----------------------------------------------------------------------------------
-
-    def submit_video(
-        self, path: str | None, url: str | None, stream_id: str | None, fps: float | None
-    ) -> Job:
-        if path is not None:
-            source = str(self.paths.resolve(path))
-        else:
-            allowed = [s for s in self.api.allowed_url_schemes if s in ("http", "https")]
-            source = check_url(str(url), allowed)
-        return self.jobs.submit(source, stream_id or default_stream_id(source), fps)
-
-    async def submit_upload(self, upload: UploadFile, stream_id: str | None, fps: float | None) -> Job:
-        name = Path(upload.filename or "upload.mp4").name
-        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[-100:] or "upload.mp4"
-        target = self.upload_dir / f"{uuid.uuid4().hex[:12]}-{safe}"
-        await asyncio.to_thread(_copy_upload, upload.file, target)
-        return self.jobs.submit(str(target), stream_id or default_stream_id(safe), fps)
-
-    def remove_stream(self, stream_id: str, delete_events: bool) -> None:
-        is_live = self.streams.has(stream_id)
-        info = self.memory.streams().get(stream_id)
-        if not is_live and info is None:
-            raise NotFoundError(f"no stream {stream_id!r}")
-        if is_live:
-            self.streams.remove(stream_id)
-        if delete_events and info is not None:
-            self.memory.remove_stream(stream_id)
-        elif info is not None and info.clock == "wall":
-            self.memory.register_stream(stream_id, "wall", {**info.options, "active": False})
-
     def stream_snapshots(self) -> list[dict[str, Any]]:
         return self.streams.snapshots() if hasattr(self, "streams") else []
-
-    def all_streams(self) -> list[dict[str, Any]]:
-        live = {s["stream_id"]: s for s in self.stream_snapshots()}
-        rows = list(live.values())
-        for stream_id, info in sorted(self.memory.streams().items()):
-            if stream_id in live:
-                continue
-            options = info.options or {}
-            rows.append(
-                {
-                    "stream_id": stream_id,
-                    "kind": "live" if info.clock == "wall" else "file",
-                    "source": str(options.get("source", "")),
-                    "state": "stopped" if info.clock == "wall" else "recorded",
-                    "created_s": info.created_wall_s,
-                }
-            )
-        return rows
-
-    def stream(self, stream_id: str) -> dict[str, Any]:
-        for row in self.all_streams():
-            if row["stream_id"] == stream_id:
-                return row
-        raise NotFoundError(f"no stream {stream_id!r}")
-
-    def _register_recorded(self, stream_id: str, source: str) -> None:
-        info = self.memory.streams().get(stream_id)
-        if info is not None and info.clock != "pts":
-            raise ConflictError(f"stream id {stream_id!r} belongs to a live stream; pick another id")
-        self.memory.register_stream(stream_id, "pts", {"kind": "file", "source": source})
 
     # -- events, thumbnails, clips ------------------------------------------------------------------
 
@@ -375,9 +304,3 @@ class Service:
         checks["alerts"] = "ok" if self.alerts is not None else "off"
         checks["text_search"] = "hybrid" if self.text_search is not None else "visual only"
         return checks
-
-
-def _copy_upload(source: Any, target: Path) -> None:
-    source.seek(0)
-    with open(target, "wb") as out:
-        shutil.copyfileobj(source, out, length=1 << 20)

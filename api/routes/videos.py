@@ -14,7 +14,7 @@ router = APIRouter(prefix="/v1/videos", tags=["videos"])
 
 @router.post("", response_model=JobOut, status_code=202, summary="Ingest a server-side file or a URL")
 def add_video(body: VideoCreate, service: ServiceDep, _key: IngestKey) -> JobOut:
-    job = service.submit_video(body.path, body.url, body.stream_id, body.fps)
+    job = service.catalog.submit_video(body.path, body.url, body.stream_id, body.fps)
     return JobOut(**job.as_dict())
 
 
@@ -26,7 +26,7 @@ async def upload_video(
     stream_id: Annotated[StreamId | None, Form()] = None,
     fps: Annotated[float | None, Form(gt=0, le=30)] = None,
 ) -> JobOut:
-    job = await service.submit_upload(file, stream_id, fps)
+    job = await service.catalog.submit_upload(file, stream_id, fps)
     return JobOut(**job.as_dict())
 
 

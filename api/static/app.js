@@ -177,7 +177,8 @@ async function refresh() {
 function on(formId, handler) {
   $(formId).addEventListener("submit", async (e) => {
     e.preventDefault();
-    try { await handler(); notice(""); } catch (err) { notice(err.message); }
+    notice("");
+    try { await handler(); } catch (err) { notice(err.message); }
   });
 }
 

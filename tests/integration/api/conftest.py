@@ -62,6 +62,9 @@ class Server:
         assert result.returncode == 0, result.stderr
         return str(json.loads(result.stdout)["token"])
 
+    def fresh_key(self, *scopes: str) -> str:
+        return direct_key(self.env["VIDSIGHT_REDIS_URL"], *scopes)
+
     def log_tail(self, lines: int = 40) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
@@ -70,6 +73,19 @@ def vidsight_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess
     return subprocess.run(
         [sys.executable, "-m", "api.cli", *args], env=env, capture_output=True, text=True, timeout=60
     )
+
+
+def direct_key(redis_url: str, *scopes: str) -> str:
+    """A key made straight in Redis (the CLI path has its own test; it costs seconds per call)."""
+    import redis
+
+    from api.config import ApiSettings
+    from api.security import KeyStore
+
+    token, _ = KeyStore(
+        redis.Redis.from_url(redis_url, decode_responses=True), ApiSettings().keys_prefix
+    ).create(scopes)
+    return token
 
 
 def start_redis(folder: Path) -> tuple[subprocess.Popen[bytes], int]:
@@ -145,7 +161,9 @@ def server(tmp_path_factory):
         )
     server = Server(f"http://127.0.0.1:{port}", data_dir, env, log_path, process)
     try:
-        server.keys = {scope: server.new_key(scope) for scope in ("read", "ingest", "admin")}
+        server.keys = {
+            scope: direct_key(env["VIDSIGHT_REDIS_URL"], scope) for scope in ("read", "ingest", "admin")
+        }
         wait_healthy(server, 120)
         yield server
     finally:

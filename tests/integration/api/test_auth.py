@@ -60,11 +60,10 @@ def test_keys_made_by_the_cli_are_listed_hashed_and_revocation_is_immediate(serv
     assert server.cli("keys", "revoke", key_id).returncode == 0
     r = httpx.get(server.url + "/v1/streams", headers={"Authorization": f"Bearer {token}"})
     assert r.status_code == 401 and "revoked" in r.json()["error"]["message"]
-    assert server.cli("keys", "revoke", "ffffffffffff").returncode == 1
 
 
 def test_rate_limit_is_per_key_and_says_when_to_retry(server):
-    token = server.new_key("read")
+    token = server.fresh_key("read")
     statuses, retry_after = [], None
     with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {token}"}) as c:
         for _ in range(150):

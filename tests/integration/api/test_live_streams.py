@@ -72,3 +72,32 @@ async def test_live_stream_lifecycle_with_health_events_and_pushes(server):
         await ws.close()
     assert {"event", "stream_health"} <= kinds
     assert events_before >= 2
+
+
+@pytest.mark.slow
+@pytest.mark.allow_error_logs
+def test_live_streams_running_at_shutdown_resume_when_the_server_starts_again(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from vidsight.settings import Settings
+
+    settings = Settings(data_dir=tmp_path, api={"pipeline": "local", "require_keys": False})
+    with RtspServer(width=160, height=120, fps=10) as rtsp:
+        with TestClient(create_app(settings)) as c:
+            assert (
+                c.post("/v1/streams", json={"url": rtsp.url(), "stream_id": "kept", "fps": 2}).status_code
+                == 201
+            )
+            assert (
+                c.post("/v1/streams", json={"url": rtsp.url(), "stream_id": "gone", "fps": 2}).status_code
+                == 201
+            )
+            assert c.delete("/v1/streams/gone").status_code == 204
+        with TestClient(create_app(settings)) as c:
+            rows = {s["stream_id"]: s for s in c.get("/v1/streams").json()["streams"]}
+            assert rows["gone"]["state"] == "stopped"
+            assert rows["kept"]["kind"] == "live" and rows["kept"]["source"] == rtsp.url()
+            wait_for(
+                lambda: c.get("/v1/streams/kept").json()["frames"] >= 2, 30, "the resumed stream's frames"
+            )

@@ -14,7 +14,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 def test_no_generated_request_gets_a_server_error(server, ingested, tmp_path):
     cli = shutil.which("schemathesis") or str(Path(sys.executable).with_name("schemathesis"))
-    token = server.new_key("admin")
+    token = server.fresh_key("admin")
     result = subprocess.run(
         [
             cli,
