@@ -20,10 +20,11 @@ text-aligned, so here the two roles run two models.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
+import torch
 
 from .config import EncoderSettings
 from .errors import FrameShapeError
@@ -40,7 +41,7 @@ class _StreamState:
     grids_started: int = 0
     pending: tuple[Frame, bool, np.ndarray | None] | None = None  # (frame, skip, static_mask)
     last_embedding: np.ndarray | None = None  # [D] float32
-    last_tokens: np.ndarray | None = None  # [h*w, D_llm] float16
+    last_tokens: np.ndarray | torch.Tensor | None = None  # [h*w, D_llm] float16, host or device
     last_grid_hw: tuple[int, int] = (0, 0)
 
 
@@ -64,8 +65,13 @@ class Encoder:
         *,
         tower: VisionTower | None = None,
         retrieval: RetrievalEncoder | None = None,
+        tokens_on_device: bool = False,
     ) -> None:
+        """tokens_on_device: records carry their tokens as float16 tensors on the tower's device,
+        for a compressor next to the encoder (no host round trip per frame); `to_host` turns
+        such records into host ones. Otherwise tokens are float16 numpy."""
         self.settings = settings
+        self.tokens_on_device = tokens_on_device
         self.tower = tower or VisionTower.from_settings(settings)
         self.retrieval = retrieval or RetrievalEncoder.from_settings(settings)
         self._streams: dict[str, _StreamState] = {}
@@ -137,7 +143,12 @@ class Encoder:
         to_embed, to_tower = self._plan(pairs)
         embeddings = _frozen(self._embed_frames([pairs[p].frames[f][0].rgb for p, f in to_embed]))
         grids = self.tower.encode_pairs([[frame.rgb for frame, _, _ in pairs[p].frames] for p in to_tower])
-        return self._assemble(pairs, embeddings, grids)
+        records = self._assemble(pairs, embeddings, grids)
+        if self.tokens_on_device and grids and self.tower.device.type == "cuda":
+            # Finished before they are handed over (as the host copy used to ensure): a consumer
+            # may read them from another thread or CUDA stream.
+            torch.cuda.current_stream(self.tower.device).synchronize()
+        return records
 
     def _plan(self, pairs: list[_Pair]) -> tuple[list[tuple[int, int]], list[int]]:
         """Decide what runs: (pair, frame) rows for the retrieval encoder, pair rows for the tower."""
@@ -171,7 +182,8 @@ class Encoder:
             state = self._streams[pair.stream_id]
             if pair.tower_job is not None:
                 grid = grids[pair.tower_job]
-                state.last_tokens = _frozen(grid.tokens.half().cpu().numpy())
+                tokens = grid.tokens.half()
+                state.last_tokens = tokens if self.tokens_on_device else _frozen(tokens.cpu().numpy())
                 state.last_grid_hw = grid.grid_hw
             for f, (frame, _, mask) in enumerate(pair.frames):
                 job = pair.embed_jobs[f]
@@ -193,6 +205,21 @@ class Encoder:
                     )
                 )
         return out
+
+
+def to_host(records: list[EncodedFrame]) -> list[EncodedFrame]:
+    """Records with device tokens -> the same records with float16 numpy tokens (for another
+    process). Frames that shared a tensor share the host array."""
+    copies: dict[int, np.ndarray] = {}
+    out = []
+    for record in records:
+        tokens = record.tokens
+        if isinstance(tokens, torch.Tensor):
+            if id(tokens) not in copies:
+                copies[id(tokens)] = _frozen(tokens.half().cpu().numpy())
+            record = replace(record, tokens=copies[id(tokens)])
+        out.append(record)
+    return out
 
 
 def _frozen(array: np.ndarray) -> np.ndarray:

@@ -28,7 +28,9 @@ class EncodedFrame:
     wall_time_s: float | None
     embedding: np.ndarray  # [D] float32, unit norm
     grid_index: int  # temporal grid t within the stream
-    tokens: np.ndarray | None  # [h * w, D_llm] float16, row-major over (h, w); None on the pair's 2nd frame
+    # [h * w, D_llm] float16, row-major over (h, w); None on the pair's 2nd frame. numpy, or a
+    # tensor on the tower's device from an Encoder(tokens_on_device=True).
+    tokens: np.ndarray | torch.Tensor | None
     grid_hw: tuple[int, int]  # merged-token grid (h, w)
     is_encoder_skipped: bool = False  # every patch static: embedding and tokens carried over
     static_mask: np.ndarray | None = None  # [H//p, W//p] bool
@@ -43,6 +45,8 @@ class EncodedFrame:
 
     def __repr__(self) -> str:
         tokens = "None" if self.tokens is None else f"[{self.tokens.shape[0]}, {self.tokens.shape[1]}]"
+        if self.tokens is not None and not isinstance(self.tokens, np.ndarray):
+            tokens += f" on {self.tokens.device}"
         return (
             f"EncodedFrame(stream_id={self.stream_id!r}, index={self.index}, pts_s={self.pts_s:.3f}, "
             f"grid={self.grid_index}, embedding=[{self.embedding.shape[0]}], tokens={tokens}, "

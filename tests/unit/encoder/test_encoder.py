@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from encoder.encoder import Encoder
+from encoder.encoder import Encoder, to_host
 from encoder.errors import FrameShapeError
 from encoder.records import EncodedFrame
 from encoder.retrieval import RetrievalEncoder
@@ -114,3 +114,16 @@ def test_tokens_are_float16_and_embeddings_unit_norm(encoder: Encoder) -> None:
     assert records[0].tokens is not None and records[0].tokens.dtype == np.float16
     assert np.isclose(np.linalg.norm(records[0].embedding), 1.0, atol=1e-5)
     assert torch.get_default_dtype() == torch.float32  # seeded model building restores the default
+
+
+def test_device_tokens_equal_host_tokens_and_carried_grids_share_one_tensor(
+    tower: VisionTower, retrieval: RetrievalEncoder
+) -> None:
+    frames, skip = make_frames("cam", random_frames(6, seed=8)), [False, False, True, True, False, True]
+    host = Encoder(SETTINGS, tower=tower, retrieval=retrieval).encode(frames, skip)
+    device = Encoder(SETTINGS, tower=tower, retrieval=retrieval, tokens_on_device=True).encode(frames, skip)
+    assert isinstance(device[0].tokens, torch.Tensor) and device[0].tokens.dtype == torch.float16
+    assert device[2].tokens is device[0].tokens  # grid 1 carried over: the same tensor
+    back = to_host(device)
+    assert back[2].tokens is back[0].tokens  # still shared once on the host
+    assert _same(back, host)
