@@ -122,12 +122,14 @@ def process_file(
     executor: str = "auto",
     on_event: Callable[[Event], None] | None = None,
     fps: float | str | None = "settings",
+    on_frame: Callable[[Frame], None] | None = None,
 ) -> StreamReport:
     """Decode a file in parallel and push its frames through `processor`.
 
     Decoding runs in worker tasks/threads with bounded buffers while this thread filters,
     encodes and compresses, so decode and encode overlap. Events go to `on_event` as they close.
-    fps: "settings" samples at settings.sample_fps; None keeps every frame.
+    fps: "settings" samples at settings.sample_fps; None keeps every frame. on_frame sees every
+    sampled frame first (the text channels read slides from them).
     """
     frames = decode_file(
         path,
@@ -141,6 +143,8 @@ def process_file(
     emit = on_event or (lambda event: None)
     batch: list[Frame] = []
     for frame in frames:
+        if on_frame is not None:
+            on_frame(frame)
         batch.append(frame)
         if len(batch) >= batch_frames:
             for event in processor.process(batch):

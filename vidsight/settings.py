@@ -15,6 +15,7 @@ from api.alerts.config import AlertSettings
 from api.config import ApiSettings
 from compressor.config import CompressorSettings
 from encoder.config import EncoderSettings
+from encoder.text.config import TextSettings
 from ingest.config import IngestSettings
 from llm.config import LLMSettings
 from memory.config import MemorySettings
@@ -38,3 +39,4 @@ class Settings(BaseSettings):
     llm: LLMSettings = Field(default_factory=LLMSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
+    text: TextSettings = Field(default_factory=TextSettings)

@@ -11,6 +11,7 @@ from typing import Any
 from compressor import Event
 from ingest import IngestError
 from ingest.uris import SourceKind, default_stream_id, parse_source
+from memory import MemoryBankError
 from vidsight.processing import StreamProcessor
 from vidsight.settings import Settings
 
@@ -23,6 +24,8 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--workers", type=int, default=None, help="parallel decoders for files (0: one per core)")
     p.add_argument("--seconds", type=float, default=60.0, help="how long to read a live stream")
     p.add_argument("--local", action="store_true", help="run in this process, without Ray")
+    p.add_argument("--no-store", action="store_true", help="print events without adding them to memory")
+    p.add_argument("--no-text", action="store_true", help="skip the OCR and speech channels (files)")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.set_defaults(handler=run)
 
@@ -35,28 +38,52 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         updates["decode_workers"] = args.workers
     ingest_settings = settings.ingest.model_copy(update=updates)
     printer = _Printer(args.json)
+    bank = text = None
     try:
         spec = parse_source(args.uri, allowed_schemes=ingest_settings.allowed_schemes)
         stream_id = args.stream or default_stream_id(spec.uri)
         encoder = _encoder(settings, args.local)
         processor = StreamProcessor(stream_id, encoder, settings.compressor)
         started = time.perf_counter()
-        if spec.kind == SourceKind.FILE:
-            from vidsight.pipeline import process_file
+        if not args.no_store:
+            from memory import MemoryBank
 
-            report = process_file(
+            bank = MemoryBank(settings.memory, data_dir=settings.data_dir, redis_url=settings.redis_url)
+            clock = "pts" if spec.kind == SourceKind.FILE else "wall"
+            bank.register_stream(stream_id, clock, {"uri": spec.uri})
+        if spec.kind == SourceKind.FILE:
+            from vidsight.recorded import TextChannels, ingest_recorded
+
+            if not args.no_text and not args.no_store:
+                text = TextChannels(settings.text, settings.data_dir)
+            result = ingest_recorded(
                 spec.target,
                 processor,
                 ingest_settings,
+                text=text,
+                sink=None if bank is None else bank.add,
                 executor="threads" if args.local else "ray",
                 on_event=printer.event,
             )
+            summary = result.to_dict()
         else:
-            report = _process_live(args, spec.uri, processor, ingest_settings, printer)
-    except IngestError as exc:
+            summary = _process_live(args, spec.uri, processor, ingest_settings, printer, bank).to_dict()
+    except (IngestError, MemoryBankError) as exc:
         printer.error(str(exc))
         return 1
-    printer.summary({**report.to_dict(), "uri": args.uri, "seconds": round(time.perf_counter() - started, 3)})
+    finally:
+        if text is not None:
+            text.close()
+        if bank is not None:
+            bank.close()
+    printer.summary(
+        {
+            **summary,
+            "uri": args.uri,
+            "stored": bank is not None,
+            "seconds": round(time.perf_counter() - started, 3),
+        }
+    )
     return 0
 
 
@@ -72,7 +99,12 @@ def _encoder(settings: Settings, local: bool) -> Any:
 
 
 def _process_live(
-    args: argparse.Namespace, uri: str, processor: StreamProcessor, settings: Any, printer: _Printer
+    args: argparse.Namespace,
+    uri: str,
+    processor: StreamProcessor,
+    settings: Any,
+    printer: _Printer,
+    bank: Any,
 ) -> Any:
     """Network sources: live ones for --seconds (batches as they come), finite ones to the end."""
     from ingest import LiveSource, open_source
@@ -84,6 +116,7 @@ def _process_live(
             deadline = time.monotonic() + args.seconds
             while time.monotonic() < deadline and not (source.reader.is_finished and not len(source.reader)):
                 for event in processor.process(source.reader.get_batch(8, 0.5)):
+                    _store(bank, event)
                     printer.event(event)
         else:
             batch = []
@@ -91,15 +124,23 @@ def _process_live(
                 batch.append(frame)
                 if len(batch) >= 8:
                     for event in processor.process(batch):
+                        _store(bank, event)
                         printer.event(event)
                     batch = []
             for event in processor.process(batch):
+                _store(bank, event)
                 printer.event(event)
         for event in processor.flush():
+            _store(bank, event)
             printer.event(event)
     finally:
         source.close()
     return processor.report
+
+
+def _store(bank: Any, event: Event) -> None:
+    if bank is not None:
+        bank.add(event)
 
 
 class _Printer:

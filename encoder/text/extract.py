@@ -20,7 +20,7 @@ import numpy as np
 from .chunking import TimedEvent, slide_chunks, speech_chunks
 from .config import TextSettings
 from .embed import TextEmbedder
-from .ocr import SlideOCR, ocr_report, read_slides
+from .ocr import SlideOCR, SlideTracker, ocr_report
 from .records import ChannelReport, SlideRead, TextChunk, Transcript
 from .speech import Transcriber
 
@@ -76,6 +76,13 @@ class TextExtractor:
         if self.settings.asr.enabled:
             self.transcriber.warmup()
 
+    def begin(
+        self, path: str | os.PathLike[str], *, stream_id: str, thumbnails_dir: str | Path | None = None
+    ) -> FileTextRead:
+        """Start reading one recorded video whose frames the caller decodes: speech recognition
+        starts in the workers now; `observe` each sampled frame, then `finish(events)`."""
+        return FileTextRead(self, path, stream_id=stream_id, thumbnails_dir=thumbnails_dir)
+
     def extract_file(
         self,
         path: str | os.PathLike[str],
@@ -90,68 +97,13 @@ class TextExtractor:
         """Read a recorded video. frames: already decoded frames (e.g. event keyframes) instead of
         decoding here at sample_fps."""
         from ingest import OutputSize, decode_file
-        from ingest.audio import read_audio
-        from ingest.errors import NotVideoError
 
-        timings: dict[str, float] = {}
-        t0 = time.perf_counter()
-        audio = read_audio(path) if self.settings.asr.enabled else _no_audio("speech recognition is disabled")
-        pending = self.transcriber.start(audio)
-        timings["audio_vad_s"] = time.perf_counter() - t0
-        duration_s = max(media_duration_s(path), audio.end_s)
-        slides: list[SlideRead] = []
-        tracker = None
-        ocr_absent = ""
-        if self.settings.ocr.enabled:
-            t1 = time.perf_counter()
-            if frames is None:
-                size = OutputSize(max_side_px=self.settings.ocr.max_side_px)
-                frames = decode_file(
-                    path, fps=sample_fps, workers=decode_workers, size=size, stream_id=stream_id
-                )
-            try:
-                slides, tracker = read_slides(self.ocr, frames, stream_id, duration_s, thumbnails_dir)
-            except NotVideoError as exc:
-                ocr_absent = str(exc)
-            timings["decode_ocr_s"] = time.perf_counter() - t1
-        t2 = time.perf_counter()
-        transcript = pending.result()
-        timings["asr_wait_s"] = time.perf_counter() - t2
-        return self._finish(stream_id, duration_s, slides, tracker, transcript, events, timings, ocr_absent)
-
-    def _finish(
-        self,
-        stream_id: str,
-        duration_s: float,
-        slides: list[SlideRead],
-        tracker: object,
-        transcript: Transcript,
-        events: Sequence[TimedEvent],
-        timings: dict[str, float],
-        ocr_absent: str,
-    ) -> TextExtraction:
-        t3 = time.perf_counter()
-        boundaries = [s.start_pts_s for s in slides[1:]]
-        chunks = slide_chunks(slides, events) + speech_chunks(
-            transcript.segments, stream_id, self.settings.index, boundaries_s=boundaries, events=events
-        )
-        vectors = self.embedder.encode([c.text for c in chunks])
-        timings["chunk_embed_s"] = time.perf_counter() - t3
-        if ocr_absent:
-            ocr = ChannelReport("ocr", "absent", ocr_absent)
-        else:
-            ocr = ocr_report(slides, tracker, enabled=self.settings.ocr.enabled)  # type: ignore[arg-type]
-        return TextExtraction(
-            stream_id=stream_id,
-            duration_s=duration_s,
-            slides=tuple(slides),
-            transcript=transcript,
-            chunks=tuple(chunks),
-            vectors=vectors,
-            reports=(ocr, transcript.report),
-            timings_s={k: round(v, 3) for k, v in timings.items()},
-            speech_spans_s=tuple((s.start_s, s.end_s) for s in transcript.spans),
-        )
+        reading = self.begin(path, stream_id=stream_id, thumbnails_dir=thumbnails_dir)
+        if self.settings.ocr.enabled and frames is None:
+            size = OutputSize(max_side_px=self.settings.ocr.max_side_px)
+            frames = decode_file(path, fps=sample_fps, workers=decode_workers, size=size, stream_id=stream_id)
+        reading.observe_all(frames or ())
+        return reading.finish(events)
 
     def close(self) -> None:
         self.transcriber.close()
@@ -178,3 +130,111 @@ def _no_audio(note: str) -> AudioTrack:
     from ingest.audio import AudioTrack
 
     return AudioTrack(np.zeros(0, np.float32), 16_000, note=note)
+
+
+class FileTextRead:
+    """One recorded video being read: ASR runs in worker processes while the caller decodes
+    frames and hands them to `observe` (slides are read as they change)."""
+
+    def __init__(
+        self,
+        extractor: TextExtractor,
+        path: str | os.PathLike[str],
+        *,
+        stream_id: str,
+        thumbnails_dir: str | Path | None = None,
+    ) -> None:
+        from ingest.audio import read_audio
+
+        self.extractor = extractor
+        self.stream_id = stream_id
+        settings = extractor.settings
+        self.timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        audio = read_audio(path) if settings.asr.enabled else _no_audio("speech recognition is disabled")
+        self._pending = extractor.transcriber.start(audio)
+        self.timings["audio_vad_s"] = time.perf_counter() - t0
+        self.duration_s = max(media_duration_s(path), audio.end_s)
+        self._tracker = (
+            SlideTracker(extractor.ocr, stream_id, thumbnails_dir=thumbnails_dir)
+            if settings.ocr.enabled
+            else None
+        )
+        self._slides: list[SlideRead] = []
+        self._ocr_s = 0.0
+        self.ocr_absent = ""
+
+    def observe(self, frame: Frame) -> None:
+        """One sampled frame, in time order (cheap unless the slide changed)."""
+        if self._tracker is None:
+            return
+        t = time.perf_counter()
+        self._slides += self._tracker.observe(frame.rgb, frame.pts_s, frame.wall_time_s)
+        self._ocr_s += time.perf_counter() - t
+
+    def observe_all(self, frames: Iterable[Frame]) -> None:
+        from ingest.errors import NotVideoError
+
+        try:
+            for frame in frames:
+                self.observe(frame)
+        except NotVideoError as exc:
+            self.ocr_absent = str(exc)
+
+    def finish(self, events: Sequence[TimedEvent] = ()) -> TextExtraction:
+        """Wait for the transcript, chunk both channels by slide and event, embed the chunks."""
+        if self._tracker is not None:
+            self._slides += self._tracker.finish(self.duration_s)
+            self.timings["decode_ocr_s"] = self._ocr_s
+        t = time.perf_counter()
+        transcript = self._pending.result()
+        self.timings["asr_wait_s"] = time.perf_counter() - t
+        return assemble_extraction(
+            self.extractor.embedder,
+            self.extractor.settings,
+            self.stream_id,
+            self.duration_s,
+            self._slides,
+            self._tracker,
+            transcript,
+            events,
+            self.timings,
+            self.ocr_absent,
+        )
+
+
+def assemble_extraction(
+    embedder: TextEmbedder,
+    settings: TextSettings,
+    stream_id: str,
+    duration_s: float,
+    slides: list[SlideRead],
+    tracker: object,
+    transcript: Transcript,
+    events: Sequence[TimedEvent],
+    timings: dict[str, float],
+    ocr_absent: str,
+) -> TextExtraction:
+    """Chunk slides and speech by slide change and event, embed the chunks, report per channel."""
+    t3 = time.perf_counter()
+    boundaries = [s.start_pts_s for s in slides[1:]]
+    chunks = slide_chunks(slides, events) + speech_chunks(
+        transcript.segments, stream_id, settings.index, boundaries_s=boundaries, events=events
+    )
+    vectors = embedder.encode([c.text for c in chunks])
+    timings["chunk_embed_s"] = time.perf_counter() - t3
+    if ocr_absent:
+        ocr = ChannelReport("ocr", "absent", ocr_absent)
+    else:
+        ocr = ocr_report(slides, tracker, enabled=settings.ocr.enabled)  # type: ignore[arg-type]
+    return TextExtraction(
+        stream_id=stream_id,
+        duration_s=duration_s,
+        slides=tuple(slides),
+        transcript=transcript,
+        chunks=tuple(chunks),
+        vectors=vectors,
+        reports=(ocr, transcript.report),
+        timings_s={k: round(v, 3) for k, v in timings.items()},
+        speech_spans_s=tuple((s.start_s, s.end_s) for s in transcript.spans),
+    )
