@@ -208,7 +208,7 @@ async def _load(
     answer_s: list[float] = []
     errors = 0
     lags: list[float] = []
-    ws_url = server.url.replace("http://", "ws://") + f"/v1/live?token={server.token}"
+    ws_url = server.url.replace("http://", "ws://") + "/v1/live"
 
     async def client(i: int) -> None:
         nonlocal errors
@@ -216,7 +216,7 @@ async def _load(
 
         finished = 0
         try:
-            async with websockets.connect(ws_url, max_size=None) as ws:
+            async with websockets.connect(ws_url, max_size=None, additional_headers=server.headers) as ws:
                 await ws.send(json.dumps({"type": "subscribe", "topics": []}))
                 for q in range(questions):
                     ask = {

@@ -175,8 +175,8 @@ async def _tour(out: Demo, url: str, token: str, sample: str) -> None:
 async def _ask(out: Demo, url: str, token: str, question: str) -> None:
     import websockets
 
-    ws_url = url.replace("http://", "ws://") + f"/v1/live?token={token}"
-    async with websockets.connect(ws_url) as ws:
+    ws_url = url.replace("http://", "ws://") + "/v1/live"
+    async with websockets.connect(ws_url, additional_headers={"Authorization": f"Bearer {token}"}) as ws:
         await ws.send(
             json.dumps({"type": "ask", "id": "demo", "question": question, "scope": {"streams": ["demo"]}})
         )

@@ -1,5 +1,7 @@
-"""The /v1/live WebSocket (protocol: docs/api.md). The key comes as `Authorization: Bearer` or,
-for browsers, `?token=`; it needs the read scope."""
+"""The /v1/live WebSocket (protocol: docs/api.md). The key needs the read scope and comes as
+`Authorization: Bearer <key>`, or from browsers (which cannot set headers on a WebSocket) as the
+subprotocol pair `["vidsight", "bearer.<key>"]`, or as `?token=<key>` (last resort: a query string
+ends up in access logs)."""
 
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ from ..errors import ApiError
 from ..live import CLOSE_POLICY
 
 router = APIRouter(tags=["live"])
+_PROTOCOL = "vidsight"
+_BEARER = "bearer."
 
 
 @router.websocket("/v1/live")
@@ -20,14 +24,17 @@ async def live(
     websocket: WebSocket,
     token: Annotated[str | None, Query(max_length=512)] = None,
     authorization: Annotated[str | None, Header()] = None,
+    protocols: Annotated[str | None, Header(alias="sec-websocket-protocol")] = None,
 ) -> None:
+    offered = [p.strip() for p in (protocols or "").split(",") if p.strip()]
+    from_protocol = next((p[len(_BEARER) :] for p in offered if p.startswith(_BEARER)), None)
     try:
         service = websocket_service(websocket)
-        key = authenticate(service, token, authorization, "read")
+        key = authenticate(service, from_protocol or token, authorization, "read")
     except ApiError as exc:
         await refuse(websocket, exc)
         return
-    await websocket.accept()
+    await websocket.accept(subprotocol=_PROTOCOL if _PROTOCOL in offered else None)
 
     def charge() -> float | None:
         return service.limiter.acquire(key.key_id) if service.api.require_keys else None

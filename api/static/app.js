@@ -1,6 +1,6 @@
 // vidsight page: plain JS, no build step. REST calls carry the key as a bearer token; the /v1/live
-// WebSocket gets it as ?token= (browsers cannot set WebSocket headers). Thumbnails are fetched with
-// the key and shown from object URLs.
+// WebSocket gets it as a subprotocol ("bearer.<key>": browsers cannot set WebSocket headers, and a
+// query string would end up in access logs). Thumbnails are fetched with the key, shown from object URLs.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -69,7 +69,7 @@ function connect() {
   if (!state.key) return;
   if (state.ws) state.ws.close();
   const scheme = location.protocol === "https:" ? "wss" : "ws";
-  const ws = new WebSocket(`${scheme}://${location.host}/v1/live?token=${encodeURIComponent(state.key)}`);
+  const ws = new WebSocket(`${scheme}://${location.host}/v1/live`, ["vidsight", `bearer.${state.key}`]);
   state.ws = ws;
   ws.onopen = () => { $("conn").textContent = "live"; $("conn").classList.add("on"); state.retryMs = 1000; notice(""); };
   ws.onclose = (e) => {

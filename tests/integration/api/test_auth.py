@@ -77,16 +77,27 @@ def test_rate_limit_is_per_key_and_says_when_to_retry(server):
         assert other.get("/v1/alerts").status_code == 200
 
 
-async def test_websocket_needs_a_read_key(server):
-    for suffix, status in [
-        ("", 401),
-        ("?token=vsk_0123456789ab_nope", 401),
-        (f"?token={server.keys['ingest']}", 403),
-    ]:
+async def test_websocket_needs_a_read_key_by_header_subprotocol_or_query(server):
+    refusals = [
+        ({}, 401),
+        ({"uri": "?token=vsk_0123456789ab_nope"}, 401),
+        ({"uri": f"?token={server.keys['ingest']}"}, 403),
+        ({"subprotocols": ["vidsight", f"bearer.{server.keys['ingest']}"]}, 403),
+        ({"additional_headers": {"Authorization": "Bearer vsk_0123456789ab_nope"}}, 401),
+    ]
+    for options, status in refusals:
+        uri = server.ws_url + options.pop("uri", "")
         with pytest.raises(websockets.InvalidStatus) as refused:
-            async with websockets.connect(server.ws_url + suffix):
+            async with websockets.connect(uri, **options):
                 pass
-        assert refused.value.response.status_code == status
-    headers = {"Authorization": f"Bearer {server.keys['read']}"}
-    async with websockets.connect(server.ws_url, additional_headers=headers) as ws:
-        await ws.send('{"type": "subscribe", "topics": ["alerts"]}')
+        assert refused.value.response.status_code == status, options
+    read = server.keys["read"]
+    for uri, options in [
+        (server.ws_url, {"additional_headers": {"Authorization": f"Bearer {read}"}}),
+        (server.ws_url, {"subprotocols": ["vidsight", f"bearer.{read}"]}),
+        (f"{server.ws_url}?token={read}", {}),
+    ]:
+        async with websockets.connect(uri, **options) as ws:
+            assert ws.subprotocol == ("vidsight" if "subprotocols" in options else None)
+            await ws.send('{"type": "cancel", "id": "none"}')
+            assert '"not_found"' in await ws.recv()

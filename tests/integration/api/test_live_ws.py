@@ -14,7 +14,7 @@ pytestmark = pytest.mark.integration
 
 
 async def connect(server, scope="read", **kwargs):
-    return await websockets.connect(f"{server.ws_url}?token={server.keys[scope]}", **kwargs)
+    return await websockets.connect(server.ws_url, additional_headers=server.auth(scope), **kwargs)
 
 
 async def answer(ws, ask_id, timeout_s=60.0):
