@@ -20,7 +20,7 @@ text-aligned, so here the two roles run two models.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -68,8 +68,8 @@ class Encoder:
         tokens_on_device: bool = False,
     ) -> None:
         """tokens_on_device: records carry their tokens as float16 tensors on the tower's device,
-        for a compressor next to the encoder (no host round trip per frame); `to_host` turns
-        such records into host ones. Otherwise tokens are float16 numpy."""
+        for a compressor next to the encoder (no host round trip per frame); `records.to_host`
+        turns such records into host ones. Otherwise tokens are float16 numpy."""
         self.settings = settings
         self.tokens_on_device = tokens_on_device
         self.tower = tower or VisionTower.from_settings(settings)
@@ -205,21 +205,6 @@ class Encoder:
                     )
                 )
         return out
-
-
-def to_host(records: list[EncodedFrame]) -> list[EncodedFrame]:
-    """Records with device tokens -> the same records with float16 numpy tokens (for another
-    process). Frames that shared a tensor share the host array."""
-    copies: dict[int, np.ndarray] = {}
-    out = []
-    for record in records:
-        tokens = record.tokens
-        if isinstance(tokens, torch.Tensor):
-            if id(tokens) not in copies:
-                copies[id(tokens)] = _frozen(tokens.half().cpu().numpy())
-            record = replace(record, tokens=copies[id(tokens)])
-        out.append(record)
-    return out
 
 
 def _frozen(array: np.ndarray) -> np.ndarray:

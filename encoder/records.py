@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -76,3 +76,21 @@ class GridTokens:
             f"GridTokens(tokens=[{self.tokens.shape[0]}, {self.tokens.shape[1]}] {self.tokens.dtype} "
             f"on {self.tokens.device}, grid_hw={self.grid_hw})"
         )
+
+
+def to_host(records: list[EncodedFrame]) -> list[EncodedFrame]:
+    """Records with device tokens (`Encoder(tokens_on_device=True)`) -> the same records with
+    read-only float16 numpy tokens, for another process. Frames that shared a tensor share the
+    host array."""
+    copies: dict[int, np.ndarray] = {}
+    out = []
+    for record in records:
+        tokens = record.tokens
+        if tokens is not None and not isinstance(tokens, np.ndarray):
+            if id(tokens) not in copies:
+                host = tokens.half().cpu().numpy()
+                host.flags.writeable = False  # shared by carried-over frames
+                copies[id(tokens)] = host
+            record = replace(record, tokens=copies[id(tokens)])
+        out.append(record)
+    return out

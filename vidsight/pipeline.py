@@ -6,19 +6,22 @@ Kept small on purpose: a stage must be testable without Ray, and Ray must not le
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import ray
 
-from compressor import Event
+from compressor import CompressorSettings, Event
 from encoder import EncodedFrame, EncoderSettings
+from encoder.records import to_host
 from ingest import Frame, LiveReader, OutputSize, decode_file
 from ingest.config import IngestSettings
 from ingest.uris import parse_source
-from vidsight.processing import StreamProcessor, StreamReport
+from vidsight.processing import EventStage, StageOutput, StreamProcessor, StreamReport
 
 log = logging.getLogger(__name__)
 
@@ -69,34 +72,102 @@ class LiveReaderActor:
 
 @ray.remote(max_concurrency=32)  # type: ignore[call-overload]
 class EncoderActor:
-    """The encoders on one device; concurrent calls from many streams are batched together."""
+    """The encoders on one device; concurrent calls from many streams are batched together.
+
+    Streams opened with `open_stream` are also compressed here (`submit_events`): their tokens
+    stay on the device and only closed events go back. `encode`/`flush` return host records.
+    """
 
     def __init__(self, settings: EncoderSettings, warmup_frame_hw: tuple[int, int] | None = None) -> None:
         from encoder import BatchingEncoder, Encoder
 
-        encoder = Encoder(settings)
+        encoder = Encoder(settings, tokens_on_device=True)
         if encoder.tower.device.type == "cuda":
             # Compile + CUDA graph for full batches of this frame size; other shapes run eager.
             encoder.warmup(warmup_frame_hw or settings.fixed_hw_px)
         self.batcher = BatchingEncoder.from_encoder(encoder)
+        self.stage = EventStage(_Batched(self.batcher), device=encoder.tower.device)
+        self._order = _InOrder()
 
     def encode(
         self, frames: list[Frame], skip: list[bool], static_masks: list[np.ndarray | None]
     ) -> list[EncodedFrame]:
-        return self.batcher.submit(frames, skip, static_masks).result()
+        return to_host(self.batcher.submit(frames, skip, static_masks).result())
 
     def flush(self, stream_id: str | None) -> list[EncodedFrame]:
-        return self.batcher.flush(stream_id).result()
+        return to_host(self.batcher.flush(stream_id).result())
 
     def embed_texts(self, texts: list[str]) -> np.ndarray:
         return self.batcher.encoder.retrieval.embed_texts(texts)
 
+    def open_stream(self, stream_id: str, settings: CompressorSettings) -> None:
+        self._order.reset(stream_id)
+        self.stage.open_stream(stream_id, settings)
+
+    def submit_events(
+        self,
+        stream_id: str,
+        seq: int,
+        frames: list[Frame],
+        skip: list[bool],
+        static_masks: list[np.ndarray | None],
+    ) -> StageOutput:
+        return self._order.run(
+            stream_id, seq, lambda: self.stage.submit_events(stream_id, frames, skip, static_masks).result()
+        )
+
+    def flush_events(self, stream_id: str, seq: int) -> StageOutput:
+        return self._order.run(stream_id, seq, lambda: self.stage.flush_events(stream_id).result())
+
+
+class _Batched:
+    """`FrameEncoder` over a BatchingEncoder, for the actor's EventStage."""
+
+    def __init__(self, batcher: Any) -> None:
+        self.batcher = batcher
+
+    def encode(
+        self,
+        frames: Sequence[Frame],
+        skip: Sequence[bool] | None = None,
+        static_masks: Sequence[np.ndarray | None] | None = None,
+    ) -> list[EncodedFrame]:
+        return list(self.batcher.submit(frames, skip, static_masks).result())
+
+    def flush(self, stream_id: str | None = None) -> list[EncodedFrame]:
+        return list(self.batcher.flush(stream_id).result())
+
+
+class _InOrder:
+    """Runs each stream's calls in the order their caller numbered them: a threaded actor may
+    start a stream's next call before the previous one, and a stream's state must not care."""
+
+    def __init__(self) -> None:
+        self._next: dict[str, int] = {}
+        self._turn = threading.Condition()
+
+    def reset(self, stream_id: str) -> None:
+        with self._turn:
+            self._next[stream_id] = 0
+            self._turn.notify_all()
+
+    def run(self, stream_id: str, seq: int, call: Callable[[], Any]) -> Any:
+        with self._turn:
+            self._turn.wait_for(lambda: self._next.get(stream_id, 0) == seq)
+        try:
+            return call()
+        finally:
+            with self._turn:
+                self._next[stream_id] = seq + 1
+                self._turn.notify_all()
+
 
 class ActorEncoder:
-    """`FrameEncoder` over an EncoderActor, for StreamProcessor."""
+    """`FrameEncoder` and `EventEncoder` over an EncoderActor, for StreamProcessor."""
 
     def __init__(self, actor: Any) -> None:
         self.actor = actor
+        self._seq: dict[str, int] = {}
 
     def encode(
         self,
@@ -111,6 +182,29 @@ class ActorEncoder:
 
     def flush(self, stream_id: str | None = None) -> list[EncodedFrame]:
         return list(ray.get(self.actor.flush.remote(stream_id)))
+
+    def open_stream(self, stream_id: str, settings: CompressorSettings) -> None:
+        ray.get(self.actor.open_stream.remote(stream_id, settings))
+        self._seq[stream_id] = 0
+
+    def submit_events(
+        self,
+        stream_id: str,
+        frames: Sequence[Frame],
+        skip: Sequence[bool],
+        static_masks: Sequence[np.ndarray | None],
+    ) -> Future[StageOutput]:
+        seq = self._next_seq(stream_id)
+        ref = self.actor.submit_events.remote(stream_id, seq, list(frames), list(skip), list(static_masks))
+        return ref.future()  # type: ignore[no-any-return]
+
+    def flush_events(self, stream_id: str) -> Future[StageOutput]:
+        return self.actor.flush_events.remote(stream_id, self._next_seq(stream_id)).future()  # type: ignore[no-any-return]
+
+    def _next_seq(self, stream_id: str) -> int:
+        seq = self._seq.get(stream_id, 0)
+        self._seq[stream_id] = seq + 1
+        return seq
 
 
 def process_file(

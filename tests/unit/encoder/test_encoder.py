@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from encoder.encoder import Encoder, to_host
+from encoder.encoder import Encoder
 from encoder.errors import FrameShapeError
-from encoder.records import EncodedFrame
+from encoder.records import EncodedFrame, to_host
 from encoder.retrieval import RetrievalEncoder
 from encoder.vision_tower import VisionTower
 
