@@ -1,4 +1,4 @@
-"""The encoder inside the pipeline: Ray decode tasks -> pixel test -> encoder actor -> compressor.
+"""The encoder inside the pipeline: Ray decode tasks -> pixel test -> encoder actor (encoder + compressor).
 
 Same run, same weights: the encoder alone on frames already in memory (`encoder_fps`), the whole
 pipeline on the same clip from its file (`pipeline_fps`), and a mostly static clip through the
@@ -26,6 +26,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seconds", type=float, default=None, help="clip length (default 60; quick 8)")
     parser.add_argument("--batch-frames", type=int, default=64)
+    parser.add_argument(
+        "--in-flight",
+        type=int,
+        default=2,
+        help="batches a stream keeps in the encoder actor (1: synchronous)",
+    )
 
 
 def run(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
@@ -82,7 +88,9 @@ def run(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
             ("static_skip", clips["static"], True),
             ("static_noskip", clips["static"], False),
         ):
-            runs[name] = _pipeline_run(settings, actor, clip, name, is_skipping, is_cuda, args.batch_frames)
+            runs[name] = _pipeline_run(
+                settings, actor, clip, name, is_skipping, is_cuda, args.batch_frames, args.in_flight
+            )
             yield {"stage": name, **runs[name]}
     finally:
         ray.kill(actor)
@@ -93,6 +101,7 @@ def run(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
         "vlm": enc.vlm_model,
         "retrieval": enc.retrieval_model,
         "frames": pipe["frames"],
+        "in_flight": args.in_flight,
         "encoder_fps": alone["fps"],
         "pipeline_fps": pipe["fps"],
         "pipeline_vs_encoder": ratio(pipe["fps"], alone["fps"]),
@@ -107,7 +116,14 @@ def run(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
 
 
 def _pipeline_run(
-    settings: Any, actor: Any, clip: Path, name: str, is_skipping: bool, is_cuda: bool, batch_frames: int
+    settings: Any,
+    actor: Any,
+    clip: Path,
+    name: str,
+    is_skipping: bool,
+    is_cuda: bool,
+    batch_frames: int,
+    in_flight: int,
 ) -> dict[str, Any]:
     import ray
 
@@ -123,6 +139,7 @@ def _pipeline_run(
         settings.compressor,
         is_skipping_static=is_skipping,
         filter_device="cuda" if is_cuda else None,
+        max_in_flight=in_flight,
     )
     with stopwatch() as sw:
         report = process_file(
