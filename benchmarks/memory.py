@@ -278,8 +278,21 @@ def run(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
             "recover_s": round(recover_s, 2),
             "replayed_records": shard.recovered_records,
             "shard_open_s": shard.recover_s,
+            "snapshot_load_s": shard.snapshot_load_s,
+            "replay_s": shard.replay_s,
         }
         disk = disk_bytes(root)
+        shard_dir = root / "memory" / "shard-00"
+        parts = {
+            "snapshot": disk_bytes(shard_dir / "snapshots"),
+            "log": disk_bytes(shard_dir / "wal"),
+            "redis": disk_bytes(root / "memory" / "redis"),
+        }
+        yield {
+            "phase": "disk",
+            "bytes": disk,
+            **{f"{k}_bytes_per_event": round(v / n) for k, v in parts.items()},
+        }
         blobs = measure_token_blobs(args, settings.model_copy(update={"embedding_dim": args.dim}), redis_url)
         yield {"phase": "token_blobs", **blobs}
         yield {

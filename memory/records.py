@@ -93,8 +93,10 @@ class ShardHealth:
     lsn: int
     snapshot_lsn: int
     recovered_records: int  # log records replayed when the shard opened
-    recover_s: float
+    recover_s: float  # opening the shard: snapshot_load_s + replay_s + Redis check
     disk_bytes: int
+    snapshot_load_s: float = 0.0
+    replay_s: float = 0.0
     last_error: str = ""
 
 

@@ -9,6 +9,7 @@ except those Redis reports it already applied.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +36,8 @@ class Recovered:
     next_fid: int  # next event number (never reused: the index needs them to grow)
     chunks: list[str]  # vector chunk files of the snapshot
     replayed: int  # log records read after the snapshot
+    load_s: float = 0.0  # reading the snapshot
+    replay_s: float = 0.0  # reading and applying the log after it
 
 
 def recover_shard(
@@ -48,6 +51,7 @@ def recover_shard(
 ) -> Recovered:
     """Load, replay, and leave the log open for appending. `redis_had_lsn`: Redis's watermark
     (-1 when Redis could not be asked: then every replayed change is queued)."""
+    started = time.perf_counter()
     snapshots = directory / "snapshots"
     folder = latest_snapshot(snapshots)
     if folder is None:
@@ -64,7 +68,9 @@ def recover_shard(
         state.lsn, state.lsn, state.next_fid, state.chunks, 0,
     )  # fmt: skip
     sync.set_floor(state.lsn)
+    got.load_s = time.perf_counter() - started
     _replay(got, wal, blobs, sync, redis_had_lsn)
+    got.replay_s = time.perf_counter() - started - got.load_s
     wal.open_for_append(got.lsn)
     swept = blobs.sweep(got.next_fid)
     if got.replayed or swept:

@@ -99,6 +99,7 @@ class MemoryWriter(ShardReader):
         )
         self._chunks = got.chunks
         self.recovered_records = got.replayed
+        self._load_s, self._replay_s = got.load_s, got.replay_s
         self.recover_s = time.perf_counter() - started
         self._stop = threading.Event()
         self._maintainer: threading.Thread | None = None
@@ -394,6 +395,8 @@ class MemoryWriter(ShardReader):
             snapshot_lsn=self.snapshot_lsn,
             recovered_records=self.recovered_records,
             recover_s=round(self.recover_s, 4),
+            snapshot_load_s=round(self._load_s, 4),
+            replay_s=round(self._replay_s, 4),
             # event bytes count each vector, which lives in the snapshot's chunks: count it once
             disk_bytes=stored
             - 4 * (self.mem.dim or 0) * self.mem.live
