@@ -10,6 +10,7 @@ added up to tau. Reconstruction is copy-forward: a dropped patch shows the last 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, overload
 
@@ -148,22 +149,43 @@ class StaticPatchFilter:
     def process(self, rgb: np.ndarray, *, is_segment_start: bool = False) -> StaticPatches:
         """Test one frame against the reference and update the reference with its kept patches."""
         _check_frame("rgb", rgb)
-        p = self.patch_size
-        grid = (rgb.shape[0] // p, rgb.shape[1] // p)
         frame: Any = rgb if self.device is None else torch.from_numpy(rgb).to(self.device)
-        if is_segment_start or self._kept is None or tuple(self._kept.shape) != rgb.shape:
+        mask = self._test(frame, is_segment_start)
+        return self._decision(rgb.shape, None if mask is None else _host(mask))
+
+    def process_many(self, rgbs: Sequence[np.ndarray]) -> list[StaticPatches]:
+        """`process` for consecutive frames of the stream. On a device, frames of one size go over
+        in one copy and their masks come back in one: one host sync per batch, not per frame."""
+        for rgb in rgbs:
+            _check_frame("rgb", rgb)
+        if self.device is None or len({rgb.shape for rgb in rgbs}) != 1:
+            return [self.process(rgb) for rgb in rgbs]
+        batch = torch.from_numpy(np.stack(rgbs)).to(self.device)  # [B, H, W, 3] uint8
+        masks = [self._test(frame, False) for frame in batch]
+        tested = [m for m in masks if m is not None]
+        host = iter(torch.stack(tested).cpu().numpy() if tested else [])
+        return [self._decision(rgbs[0].shape, None if m is None else next(host)) for m in masks]
+
+    def _test(self, frame: Any, is_segment_start: bool) -> Any:
+        """The mask of frame ([H, W, 3], numpy or a tensor on device), or None: a segment starts."""
+        if is_segment_start or self._kept is None or tuple(self._kept.shape) != tuple(frame.shape):
             self._kept = _clone(frame)
             self._previous = _clone(frame) if self.reference == "previous" else None
-            return StaticPatches(np.zeros(grid, dtype=bool), is_frame_static=False, is_segment_start=True)
+            return None
         compare_to = self._previous if self.reference == "previous" else self._kept
-        mask = static_patch_mask(compare_to, frame, p, self.tau)
+        mask = static_patch_mask(compare_to, frame, self.patch_size, self.tau)
         if isinstance(mask, torch.Tensor):
             self._copy_dynamic_patches_torch(frame, mask)
-            mask = mask.cpu().numpy()
         else:
             self._copy_dynamic_patches(frame, mask)
         if self.reference == "previous":
             self._previous = _clone(frame)
+        return mask
+
+    def _decision(self, shape: tuple[int, ...], mask: np.ndarray | None) -> StaticPatches:
+        if mask is None:
+            grid = (shape[0] // self.patch_size, shape[1] // self.patch_size)
+            return StaticPatches(np.zeros(grid, dtype=bool), is_frame_static=False, is_segment_start=True)
         return StaticPatches(mask, is_frame_static=bool(mask.all()), is_segment_start=False)
 
     def reconstruction(self) -> np.ndarray:
@@ -192,6 +214,10 @@ class StaticPatchFilter:
         kept.copy_(torch.where(mask[:, None, :, None, None], kept, cur))
         self._kept[hp * p :] = frame[hp * p :]
         self._kept[:, wp * p :] = frame[:, wp * p :]
+
+
+def _host(mask: Any) -> np.ndarray:
+    return mask.cpu().numpy() if isinstance(mask, torch.Tensor) else mask  # type: ignore[no-any-return]
 
 
 def _clone(frame: Any) -> Any:

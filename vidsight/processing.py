@@ -235,10 +235,9 @@ class StreamProcessor:
             raise ValueError(f"StreamProcessor({self.stream_id!r}) got frames of another stream")
         started = time.perf_counter()
         skip, masks = [], []
-        for frame in frames:
-            decision = self._filter.process(frame.rgb)
+        for decision in self._filter.process_many([frame.rgb for frame in frames]):
             skip.append(decision.is_frame_static and self.is_skipping_static)
-            masks.append(_numpy(decision.mask))
+            masks.append(decision.mask)
         self.report.filter_s += time.perf_counter() - started
         self.report.frames += len(frames)
         self.report.encoder_frames_skipped += sum(skip)
@@ -264,10 +263,3 @@ class StreamProcessor:
             self.report.tokens_in += event.stats.tokens_in
             self.report.tokens_kept += event.stats.tokens_kept
         return output.events
-
-
-def _numpy(mask: object) -> np.ndarray:
-    """The pixel test may run on a GPU; records carry numpy."""
-    if isinstance(mask, np.ndarray):
-        return mask
-    return mask.cpu().numpy()  # type: ignore[attr-defined, no-any-return]

@@ -161,3 +161,22 @@ def test_copy_forward_writes_kept_patches_when_the_frame_is_not_a_multiple_of_th
     result = patch_filter.process(second)
     assert np.argwhere(~result.mask).tolist() == [[1, 2]]
     np.testing.assert_array_equal(patch_filter.reconstruction(), second)
+
+
+@pytest.mark.parametrize("reference", ["last_kept", "previous"])
+def test_a_batch_on_a_device_decides_what_frame_by_frame_decides(reference):
+    rng = np.random.default_rng(5)
+    frames, _ = box_frames(6)
+    frames = [
+        np.clip(f.astype(np.int16) + rng.integers(-3, 4, f.shape), 0, 255).astype(np.uint8) for f in frames
+    ]
+    one, many = (
+        StaticPatchFilter(14, 0.1, reference=reference),
+        StaticPatchFilter(14, 0.1, reference=reference, device="cpu"),
+    )
+    expected = [one.process(f) for f in frames]
+    got = many.process_many(frames[:2]) + many.process_many(frames[2:])
+    for a, b in zip(expected, got, strict=True):
+        np.testing.assert_array_equal(a.mask, b.mask)
+        assert (a.is_frame_static, a.is_segment_start) == (b.is_frame_static, b.is_segment_start)
+    np.testing.assert_array_equal(one.reconstruction(), many.reconstruction())
