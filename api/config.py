@@ -51,6 +51,11 @@ class ApiSettings(BaseModel):
     live_poll_s: float = Field(0.5, gt=0, le=10, description="Longest wait of a live loop for new frames.")
     max_streams: int = Field(64, ge=1, le=4096, description="Live streams one server runs at most.")
     max_jobs: int = Field(2, ge=1, le=64, description="Video jobs ingesting at the same time; others wait.")
+    text_channels: bool = Field(
+        True,
+        description="Read the slides (OCR) and speech of ingested videos into the text index and the "
+        "events' text (settings.text); off: visual only, faster.",
+    )
     max_clip_s: float = Field(300.0, gt=0, le=3600, description="Longest clip /v1/events/{id}/clip exports.")
 
     # Questions.

@@ -86,12 +86,14 @@ class VideoJobs:
         *,
         max_jobs: int,
         redis_key: str = "vidsight:jobs",
+        text_for_job: Callable[[], Any] | None = None,
     ) -> None:
         self.stages = stages
         self.ingest = ingest
         self.compressor = compressor
         self.sink = sink
         self.register = register  # (stream_id, source): registers a recorded stream with memory
+        self.text_for_job = text_for_job  # -> the text channels for one video (or None: visual only)
         self.redis = redis
         self.redis_key = redis_key
         self._jobs: dict[str, Job] = {}
@@ -152,8 +154,7 @@ class VideoJobs:
             self._finish(job, "cancelled" if self._closed.is_set() else "done", None)
 
     def _ingest(self, job: Job, processor: StreamProcessor) -> None:
-        def on_event(event: Event) -> None:
-            self.sink(event)
+        def closed(event: Event) -> None:  # progress; events reach memory through the sink
             job.events += 1
             job.tokens_in += event.stats.tokens_in
             job.tokens_kept += event.stats.tokens_kept
@@ -161,17 +162,26 @@ class VideoJobs:
 
         settings = self.ingest.model_copy(update={"sample_fps": job.fps})
         if job.source.startswith(("http://", "https://")):
-            self._ingest_sequential(job, processor, settings, on_event)
+            self._ingest_sequential(job, processor, settings, closed)
             return
-        from vidsight.pipeline import process_file
+        from vidsight.recorded import ingest_recorded
 
-        process_file(
-            job.source,
-            cast(StreamProcessor, _Watched(processor, job, self._closed)),  # a StreamProcessor by duck typing
-            settings,
-            executor=self.stages.file_executor(),
-            on_event=on_event,
-        )
+        text = self.text_for_job() if self.text_for_job is not None else None
+        try:
+            ingest_recorded(
+                job.source,
+                cast(
+                    StreamProcessor, _Watched(processor, job, self._closed)
+                ),  # a StreamProcessor by duck typing
+                settings,
+                text=text,
+                sink=self.sink,
+                executor=self.stages.file_executor(),
+                on_event=closed,
+            )
+        finally:
+            if text is not None:
+                text.close()
         job.frames = processor.report.frames
 
     def _ingest_sequential(
@@ -192,9 +202,11 @@ class VideoJobs:
                 if len(batch) >= _BATCH_FRAMES:
                     for event in watched.process(batch):
                         on_event(event)
+                        self.sink(event)
                     batch = []
             for event in watched.process(batch) + watched.flush():
                 on_event(event)
+                self.sink(event)
         finally:
             source.close()
 

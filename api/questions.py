@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 import urllib.parse
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -21,7 +22,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from compressor import select_tokens
-from llm import Answer, AnswerPiece, Runner, context_from_selection
+from llm import Answer, AnswerPiece, AnswerStream, Runner, context_from_selection
 from memory import Hit
 
 from .config import ApiSettings
@@ -175,7 +176,7 @@ class Questions:
         self.answering += 1
         try:
             limit = min(max_new_tokens or self.settings.ask_max_new_tokens, self.settings.max_answer_tokens)
-            stream = self.runner.stream(question, context, max_new_tokens=limit, started_s=started)
+            stream = self._stream(question, context, limit, started)
             try:
                 is_first = True
                 async for piece in stream:
@@ -193,6 +194,27 @@ class Questions:
             self.answering -= 1
             self._model.release()
         yield Done(stream.answer, cited)
+
+    def _stream(self, question: str, context: list[Any], limit: int, started_s: float) -> AnswerStream:
+        """runner.stream, with the turn under torch.inference_mode: the runner pools its KV caches,
+        and one made inside inference mode (Runner.choose_option, which the alert verifier uses)
+        cannot be written outside it."""
+
+        def run(cancel: threading.Event, on_piece: Callable[[AnswerPiece], None]) -> Answer:
+            import torch
+
+            with torch.inference_mode(), self.runner.session() as session:
+                return self.runner.ask(
+                    session,
+                    question,
+                    context,
+                    max_new_tokens=limit,
+                    started_s=started_s,
+                    cancel=cancel,
+                    on_piece=on_piece,
+                )
+
+        return AnswerStream(run, cited_from=context)
 
     async def ask(
         self,

@@ -33,7 +33,7 @@ from .redis_conn import connect_redis
 from .security import KeyStore, PathPolicy, RateLimiter
 from .stages import Stages, TextEncoder, make_stages
 from .streams import StreamManager
-from .text_search import open_text_search
+from .text_search import TextStore
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ class Service:
             compressor_settings=self.settings.compressor,
             ask_events=self.settings.llm.ask_events,
             metrics=self.metrics,
-            text_search=self.text_search,
+            text_search=self.text.search,
         )
         await self._start_alerts()
         self._tasks.append(asyncio.create_task(self._push_health()))
@@ -108,7 +108,7 @@ class Service:
         self.keys = KeyStore(self.redis, self.api.keys_prefix)
         self.stages: Stages = make_stages(self.api.pipeline, s.encoder, s.ray_address)
         self.runner = Runner(s.llm)
-        self.text_search = open_text_search(Path(s.data_dir), getattr(s, "text", None))
+        self.text = TextStore(s.text, Path(s.data_dir), extract_in_jobs=self.api.text_channels)
         self.streams = StreamManager(
             self.stages,
             s.ingest,
@@ -127,6 +127,7 @@ class Service:
             self.redis,
             max_jobs=self.api.max_jobs,
             redis_key=s.memory.redis_key_prefix + "jobs",
+            text_for_job=self.text.for_job,
         )
         self.catalog = Catalog(
             self.api,
@@ -141,16 +142,11 @@ class Service:
     async def _start_alerts(self) -> None:
         """The alert engine (api/alerts): it follows the bank's new events on its own; its WebSocket
         messages go to /v1/live clients as `alert`."""
-        from .alerts import AlertEngine, AlertSettings, LLMVerifier
+        from .alerts import AlertEngine, LLMVerifier
 
-        settings: AlertSettings = getattr(self.settings, "alerts", None) or AlertSettings()
+        settings = self.settings.alerts
         if not settings.enabled:
             return
-        from encoder.text import TextEmbedder
-        from encoder.text.config import IndexSettings
-
-        text = getattr(self.settings, "text", None)
-        passages = TextEmbedder(getattr(text, "index", None) or IndexSettings())  # loads on first use
         where = self.memory.redis.where
         client = connect_redis(where, is_socket=self.settings.redis_url is None, decode=False)
         encoder = await asyncio.to_thread(TextEncoder, self.stages)
@@ -159,7 +155,7 @@ class Service:
             redis=client,
             memory=self.memory,
             embed_text=encoder,
-            embed_passage=passages,
+            embed_passage=self.text.embedder,
             verifier=LLMVerifier(self.runner, settings.verify),
         )
         await self.alerts.start()
@@ -302,5 +298,5 @@ class Service:
         checks["pipeline"] = self.stages.kind
         checks["llm"] = "ok" if self.runner is not None else "missing"
         checks["alerts"] = "ok" if self.alerts is not None else "off"
-        checks["text_search"] = "hybrid" if self.text_search is not None else "visual only"
+        checks["text_index"] = f"{len(self.text.index)} chunks"
         return checks

@@ -1,40 +1,93 @@
-"""Search over slide text and speech (OCR/ASR chunks in a `memory.text_index.TextIndex`) fused with
-the visual bank's hits by `memory.hybrid.hybrid_search`. The service uses it when a text index
-exists under `<data_dir>/text`; otherwise search is visual only."""
+"""The text side of the server: one MiniLM embedder and one text index (`<data_dir>/text`, OCR and
+speech chunks) shared by video jobs (writers, through `vidsight.recorded.ingest_recorded`), hybrid
+search (reader: `memory.hybrid.hybrid_search` fuses it with the visual bank's hits) and the alert
+engine (passage embeddings). The index has no lock of its own; every call goes through one here."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from memory import Hit
 
 from .questions import Scope
 
-TEXT_INDEX_DIR = "text"
+TEXT_INDEX_DIR = "text"  # the same folder `vidsight ingest` writes (vidsight.recorded.TEXT_INDEX_DIR)
 
 
-class HybridTextSearch:
-    def __init__(self, index: Any, embed: Callable[[Sequence[str]], np.ndarray], settings: Any) -> None:
-        self.index = index  # memory.text_index.TextIndex
-        self.embed = embed  # texts -> [N, D] unit rows, the index's embedding model (MiniLM)
-        self.settings = settings  # encoder.text.config.SearchSettings
+class LockedIndex:
+    """A TextIndex whose every method runs under one lock (jobs add while searches read)."""
 
-    def __call__(
+    def __init__(self, index: Any) -> None:
+        self._index = index
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._index, name)
+        if not callable(attribute):
+            return attribute
+
+        def locked(*args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                return attribute(*args, **kwargs)
+
+        return locked
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._index)
+
+
+@dataclass
+class JobText:
+    """What `ingest_recorded` needs for one video (the shape of vidsight.recorded.TextChannels): a
+    fresh extractor (its own ASR workers) over the shared embedder and index."""
+
+    extractor: Any
+    index: Any
+    thumbnails_dir: Path
+
+    def close(self) -> None:
+        self.extractor.close()
+
+
+class TextStore:
+    def __init__(self, text_settings: Any, data_dir: Path, *, extract_in_jobs: bool) -> None:
+        from encoder.text import TextEmbedder
+        from memory.text_index import TextIndex
+
+        self.settings = text_settings  # encoder.text.TextSettings
+        self.extract_in_jobs = extract_in_jobs
+        self.folder = Path(data_dir) / TEXT_INDEX_DIR
+        self.embedder = TextEmbedder(text_settings.index)
+        self.index = LockedIndex(TextIndex(self.folder, self.embedder.dim))
+
+    def for_job(self) -> JobText | None:
+        if not self.extract_in_jobs:
+            return None
+        from encoder.text import TextExtractor
+
+        extractor = TextExtractor(self.settings, embedder=self.embedder)
+        return JobText(extractor, self.index, self.folder / "slides")
+
+    def search(
         self, query: str, visual_hits: Sequence[Hit], scope: Scope, k: int, channels: Sequence[str] | None
     ) -> list[Hit]:
+        """Hybrid search (a `questions.TextSearch`)."""
         from memory.hybrid import hybrid_search
 
+        if len(self.index) == 0 and (channels is None or "visual" in channels):
+            return list(visual_hits)[:k]  # nothing to fuse: keep the visual scores (cosines)
         streams = scope.streams
         one = streams[0] if streams and len(streams) == 1 else None
         hits = hybrid_search(
             self.index,
             query,
-            self.embed([query])[0],
-            self.settings,
+            self.embedder.encode([query])[0],
+            self.settings.search,
             visual_hits=visual_hits,
             channels=channels,
             stream_id=one,
@@ -45,19 +98,3 @@ class HybridTextSearch:
         if streams and not one:
             hits = [h for h in hits if h.stream_id in streams][:k]
         return hits
-
-
-def open_text_search(data_dir: Path, text_settings: Any | None) -> HybridTextSearch | None:
-    """The hybrid search over `<data_dir>/text` when that index exists, else None."""
-    folder = Path(data_dir) / TEXT_INDEX_DIR
-    if not folder.is_dir():
-        return None
-    from encoder.text import TextEmbedder
-    from encoder.text.config import IndexSettings, SearchSettings
-    from memory.text_index import TextIndex
-
-    embedder = TextEmbedder(getattr(text_settings, "index", None) or IndexSettings())
-    index = TextIndex(folder, embedder.dim)
-    return HybridTextSearch(
-        index, embedder.encode, getattr(text_settings, "search", None) or SearchSettings()
-    )

@@ -72,7 +72,9 @@ def test_ask_answers_with_cited_events_as_json_and_as_sse(server, ingested):
         assert body["cited"] and all(x["stream_id"] == "sample" for x in body["cited"])
         assert body["visual_tokens"] > 0 and "random weights" in body["model"]
         with c.stream(
-            "POST", "/v1/ask", json={"question": "What moved?", "max_new_tokens": 5, "stream": True}
+            "POST",
+            "/v1/ask",
+            json={"question": "What moved?", "streams": ["sample"], "max_new_tokens": 5, "stream": True},
         ) as r:
             assert r.headers["content-type"].startswith("text/event-stream")
             payloads = sse(r)

@@ -30,7 +30,9 @@ def client(tmp_path_factory):
         TextChunk("lecture", "speech", 20.0, 40.0, "and that is why the tide follows the moon"),
     ]
     TextIndex(data / "text", embedder.dim).add(chunks, np.asarray(embedder.encode([c.text for c in chunks])))
-    settings = Settings(data_dir=data, api={"pipeline": "local", "require_keys": False})
+    settings = Settings(
+        data_dir=data, api={"pipeline": "local", "require_keys": False, "text_channels": False}
+    )
     with TestClient(create_app(settings)) as c:
         job = c.post("/v1/videos", json={"path": "lecture.mp4", "stream_id": "lecture"}).json()
         while job["state"] in ("queued", "running"):
@@ -41,7 +43,7 @@ def client(tmp_path_factory):
 
 
 def test_slide_words_find_the_slide_and_narration_finds_its_range(client):
-    assert client.get("/readyz").json()["checks"]["text_search"] == "hybrid"
+    assert client.get("/readyz").json()["checks"]["text_index"] == "2 chunks"
     slide = client.post("/v1/search", json={"query": "photosynthesis", "channels": ["ocr"]}).json()["results"]
     assert slide[0]["channel"] == "ocr" and (slide[0]["start_s"], slide[0]["end_s"]) == (0.0, 20.0)
     assert "hotosynthesis" in slide[0]["snippet"]
