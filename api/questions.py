@@ -63,6 +63,7 @@ def event_path(event_id: str) -> str:
 def result_of(hit: Hit, clock: str) -> dict[str, Any]:
     """A search result as the API shows it (see schemas.SearchResult)."""
     is_wall = clock == "wall" and hit.start_wall_s is not None and hit.end_wall_s is not None
+    is_text_only = "@" in hit.event_id  # memory.hybrid names a range of text outside any event so
     return {
         "event_id": hit.event_id,
         "stream_id": hit.stream_id,
@@ -75,8 +76,10 @@ def result_of(hit: Hit, clock: str) -> dict[str, Any]:
         "score": round(float(hit.score), 6),
         "channel": hit.channel,
         "snippet": hit.snippet,
-        "thumbnail_url": event_path(hit.event_id) + "/thumbnail" if hit.thumbnail_path else None,
-        "clip_url": None if "@" in hit.event_id else event_path(hit.event_id) + "/clip",  # "@": text only
+        "thumbnail_url": None
+        if is_text_only or not hit.thumbnail_path
+        else event_path(hit.event_id) + "/thumbnail",
+        "clip_url": None if is_text_only else event_path(hit.event_id) + "/clip",
     }
 
 
