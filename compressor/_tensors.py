@@ -48,3 +48,29 @@ def changed_fraction(prev_units: torch.Tensor, cur_units: torch.Tensor, similari
     is below `similarity`. One host sync: the caller needs the number."""
     cos = row_dots(prev_units, cur_units)
     return float((cos < similarity).float().mean())
+
+
+def unit_rows_of_many(sources: list[np.ndarray | torch.Tensor]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """`unit_rows` of several [P, D] token arrays at once: one stacked pass per group of the same
+    shape, dtype and kind (numpy or a device); results in the order of `sources`."""
+    out: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * len(sources)
+    groups: dict[tuple[object, ...], list[int]] = {}
+    for i, x in enumerate(sources):
+        where: object = x.device if isinstance(x, torch.Tensor) else "numpy"
+        groups.setdefault((where, str(x.dtype), tuple(x.shape)), []).append(i)
+    for (where, _, _), members in groups.items():
+        parts = [sources[i] for i in members]
+        stacked = np.stack(parts) if where == "numpy" else torch.stack(parts)  # type: ignore[arg-type]
+        units, norms = unit_rows(stacked)
+        for k, i in enumerate(members):
+            out[i] = (units[k], norms[k])
+    return out  # type: ignore[return-value]
+
+
+def changed_fractions(pairs: list[tuple[torch.Tensor, torch.Tensor]], similarity: float) -> list[float]:
+    """`changed_fraction` of several (prev_units, cur_units) pairs of one shape and device, with
+    one host sync for all of them."""
+    if not pairs:
+        return []
+    cos = torch.stack([row_dots(a, b) for a, b in pairs])  # [n, P]
+    return [float(x) for x in (cos < similarity).float().mean(dim=1).tolist()]

@@ -18,6 +18,7 @@ the last stays open. Memory is bounded by `max_grids` grids.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,7 +28,7 @@ import torch
 
 from encoder.records import EncodedFrame
 
-from ._tensors import changed_fraction, unit_rows
+from ._tensors import changed_fraction, changed_fractions, unit_rows, unit_rows_of_many
 from .errors import CompressorInputError
 
 
@@ -153,15 +154,16 @@ class Grid:
 
     def complete(self, previous: Grid | None = None, previous_source: object = None) -> object:
         """Pool the embedding and turn the tokens into unit rows and norms, once, for segmentation
-        and merging. Returns the tokens object it took (a grid carried over by the encoder shares
-        the previous grid's: then its unit rows are shared too, not recomputed)."""
+        and merging (unless `EventSegmenter.prepare` did it already). Returns the tokens object
+        it took (a grid carried over by the encoder shares the previous grid's: then its unit rows
+        are shared too, not recomputed)."""
         self.embedding = self.pooled_embedding()
         source = next((f.tokens for f in self.frames if f.tokens is not None), None)
         if source is None:
             return None
         if previous is not None and source is previous_source:
             self.units, self.token_norms = previous.units, previous.token_norms
-        else:
+        elif self.units is None:
             self.units, self.token_norms = unit_rows(source)
         # The raw tokens are not needed any more: drop them so that only one copy stays alive.
         self.frames = [dataclasses.replace(f, tokens=None) for f in self.frames]
@@ -170,6 +172,9 @@ class Grid:
     def pooled_embedding(self) -> np.ndarray:
         """[D] float64 unit norm: the mean of the frames' retrieval embeddings."""
         return unit_norm(np.mean([f.embedding for f in self.frames], axis=0))
+
+
+_Units = tuple[torch.Tensor, torch.Tensor]  # ([P, D] unit rows, [P] norms) of one grid
 
 
 class EventSegmenter:
@@ -187,6 +192,50 @@ class EventSegmenter:
         self._previous: Grid | None = None  # last completed grid, open or already closed
         self._previous_source: object = None  # the tokens object it came with (shared when carried over)
         self._open: list[Grid] = []
+        # Work done ahead by `prepare`, by id() of the token objects (held in _ahead_sources):
+        self._ahead_units: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._ahead_changes: dict[tuple[int, int], float] = {}
+        self._ahead_sources: list[object] = []
+
+    def prepare(self, frames: Sequence[EncodedFrame]) -> None:
+        """Work ahead for frames about to be `process`ed, in order: the unit rows of their token
+        grids and the token change between consecutive grids, in one pass on the tokens' device
+        with one host sync for the batch (instead of one per grid). Optional: same results."""
+        chain = self._token_chain(frames)
+        fresh = [i for i, link in enumerate(chain) if link[1] is None]
+        for i, units in zip(fresh, unit_rows_of_many([chain[i][0] for i in fresh]), strict=True):  # type: ignore[misc]
+            chain[i] = (chain[i][0], units)
+        self._ahead_sources = [source for source, _ in chain]
+        self._ahead_units = {id(source): units for source, units in chain if units is not None}
+        pending = self._pending
+        if pending is not None and pending.units is None and pending.frames[0].tokens is not None:
+            pending.units, pending.token_norms = self._ahead_units[id(pending.frames[0].tokens)]
+        known, self._ahead_changes = self._ahead_changes, {}
+        pairs = []
+        for a, b in itertools.pairwise(chain):
+            key = (id(a[0]), id(b[0]))
+            if key in known:  # (last grid, pending grid): worked out with the previous batch
+                self._ahead_changes[key] = known[key]
+            elif a[1] is not None and b[1] is not None and a[1][0].shape == b[1][0].shape:
+                pairs.append((key, a[1][0], b[1][0]))
+        changes = changed_fractions([(a, b) for _, a, b in pairs], self.change_similarity)
+        self._ahead_changes.update((key, c) for (key, _, _), c in zip(pairs, changes, strict=True))
+
+    def _token_chain(self, frames: Sequence[EncodedFrame]) -> list[tuple[object, _Units | None]]:
+        """(tokens, unit rows if known) of the grids `_push` will compare, in order: the last
+        completed grid, the pending one, then each new token grid; a carried-over grid (the same
+        tokens object again) is left out, it needs no work."""
+        chain: list[tuple[object, _Units | None]] = []
+        previous, pending = self._previous, self._pending
+        if previous is not None and previous.units is not None and previous.token_norms is not None:
+            chain.append((self._previous_source, (previous.units, previous.token_norms)))
+        if pending is not None and pending.frames[0].tokens is not None:
+            known = None if pending.units is None else (pending.units, pending.token_norms)
+            chain.append((pending.frames[0].tokens, known))  # type: ignore[arg-type]
+        for frame in frames:
+            if frame.tokens is not None and not (chain and chain[-1][0] is frame.tokens):
+                chain.append((frame.tokens, None))
+        return chain
 
     def process(self, frame: EncodedFrame) -> list[list[Grid]]:
         if self._stream_id is None:
@@ -205,6 +254,8 @@ class EventSegmenter:
             )
         closed = self._push(self._pending) if self._pending is not None else []
         self._pending = Grid(frame.grid_index, [frame])
+        if frame.tokens is not None and id(frame.tokens) in self._ahead_units:
+            self._pending.units, self._pending.token_norms = self._ahead_units[id(frame.tokens)]
         return closed
 
     def flush(self) -> list[list[Grid]]:
@@ -212,6 +263,7 @@ class EventSegmenter:
         if self._open:
             closed.append(self._open)
         self._pending, self._previous, self._previous_source, self._open = None, None, None, []
+        self._ahead_units, self._ahead_changes, self._ahead_sources = {}, {}, []
         return closed
 
     def _push(self, grid: Grid) -> list[list[Grid]]:
@@ -221,8 +273,11 @@ class EventSegmenter:
         if previous is not None:
             assert previous.embedding is not None and grid.embedding is not None
             grid.similarity = float(cosine(previous.embedding, grid.embedding))
+            ahead = self._ahead_changes.get((id(self._previous_source), id(source)))
             if grid.units is not None and grid.units is previous.units:
                 grid.changed_fraction = 0.0  # carried over by the encoder: the very same tokens
+            elif ahead is not None:
+                grid.changed_fraction = ahead
             elif (
                 previous.units is not None
                 and grid.units is not None

@@ -12,6 +12,7 @@ change) and the merge run where they are, and only a closed event's kept tokens 
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -58,6 +59,17 @@ class Compressor:
             factor = max(1, max(rgb.shape[:2]) // self.settings.thumbnail_px)
             self._thumbnails[encoded.grid_index] = Image.fromarray(rgb).reduce(factor)
         return [self._build_event(grids) for grids in self._segmenter.process(encoded)]
+
+    def process_many(
+        self, encoded: Sequence[EncodedFrame], rgbs: Sequence[np.ndarray | None] | None = None
+    ) -> list[Event]:
+        """`process` for consecutive frames of the stream (a batch from the encoder): their grids'
+        unit rows and token changes are computed together, with one host sync for the batch."""
+        self._segmenter.prepare(encoded)
+        events: list[Event] = []
+        for k, item in enumerate(encoded):
+            events += self.process(item, None if rgbs is None else rgbs[k])
+        return events
 
     def flush(self) -> list[Event]:
         """Close the open event (end of a file, or a stream going away)."""

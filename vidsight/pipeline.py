@@ -6,7 +6,6 @@ Kept small on purpose: a stage must be testable without Ray, and Ray must not le
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from pathlib import Path
@@ -21,7 +20,8 @@ from encoder.records import to_host
 from ingest import Frame, LiveReader, OutputSize, decode_file
 from ingest.config import IngestSettings
 from ingest.uris import parse_source
-from vidsight.processing import EventStage, StageOutput, StreamProcessor, StreamReport
+from vidsight.event_stage import EventStage, StageOutput
+from vidsight.processing import StreamProcessor, StreamReport
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +74,9 @@ class LiveReaderActor:
 class EncoderActor:
     """The encoders on one device; concurrent calls from many streams are batched together.
 
-    Streams opened with `open_stream` are also compressed here (`submit_events`): their tokens
-    stay on the device and only closed events go back. `encode`/`flush` return host records.
+    Streams opened with `open_stream` are also pixel-tested and compressed here
+    (`submit_events`, an `EventStage` on the encoder's device): frames go to the GPU once, tokens
+    stay there and only closed events go back. `encode`/`flush` return host records.
     """
 
     def __init__(self, settings: EncoderSettings, warmup_frame_hw: tuple[int, int] | None = None) -> None:
@@ -87,7 +88,6 @@ class EncoderActor:
             encoder.warmup(warmup_frame_hw or settings.fixed_hw_px)
         self.batcher = BatchingEncoder.from_encoder(encoder)
         self.stage = EventStage(_Batched(self.batcher), device=encoder.tower.device)
-        self._order = _InOrder()
 
     def encode(
         self, frames: list[Frame], skip: list[bool], static_masks: list[np.ndarray | None]
@@ -100,24 +100,14 @@ class EncoderActor:
     def embed_texts(self, texts: list[str]) -> np.ndarray:
         return self.batcher.encoder.retrieval.embed_texts(texts)
 
-    def open_stream(self, stream_id: str, settings: CompressorSettings) -> None:
-        self._order.reset(stream_id)
-        self.stage.open_stream(stream_id, settings)
+    def open_stream(self, stream_id: str, settings: CompressorSettings, is_skipping_static: bool) -> None:
+        self.stage.open_stream(stream_id, settings, is_skipping_static=is_skipping_static)
 
-    def submit_events(
-        self,
-        stream_id: str,
-        seq: int,
-        frames: list[Frame],
-        skip: list[bool],
-        static_masks: list[np.ndarray | None],
-    ) -> StageOutput:
-        return self._order.run(
-            stream_id, seq, lambda: self.stage.submit_events(stream_id, frames, skip, static_masks).result()
-        )
+    def submit_events(self, stream_id: str, seq: int, frames: list[Frame]) -> StageOutput:
+        return self.stage.submit_events(stream_id, frames, seq=seq).result()
 
     def flush_events(self, stream_id: str, seq: int) -> StageOutput:
-        return self._order.run(stream_id, seq, lambda: self.stage.flush_events(stream_id).result())
+        return self.stage.flush_events(stream_id, seq=seq).result()
 
 
 class _Batched:
@@ -136,30 +126,6 @@ class _Batched:
 
     def flush(self, stream_id: str | None = None) -> list[EncodedFrame]:
         return list(self.batcher.flush(stream_id).result())
-
-
-class _InOrder:
-    """Runs each stream's calls in the order their caller numbered them: a threaded actor may
-    start a stream's next call before the previous one, and a stream's state must not care."""
-
-    def __init__(self) -> None:
-        self._next: dict[str, int] = {}
-        self._turn = threading.Condition()
-
-    def reset(self, stream_id: str) -> None:
-        with self._turn:
-            self._next[stream_id] = 0
-            self._turn.notify_all()
-
-    def run(self, stream_id: str, seq: int, call: Callable[[], Any]) -> Any:
-        with self._turn:
-            self._turn.wait_for(lambda: self._next.get(stream_id, 0) == seq)
-        try:
-            return call()
-        finally:
-            with self._turn:
-                self._next[stream_id] = seq + 1
-                self._turn.notify_all()
 
 
 class ActorEncoder:
@@ -183,23 +149,19 @@ class ActorEncoder:
     def flush(self, stream_id: str | None = None) -> list[EncodedFrame]:
         return list(ray.get(self.actor.flush.remote(stream_id)))
 
-    def open_stream(self, stream_id: str, settings: CompressorSettings) -> None:
-        ray.get(self.actor.open_stream.remote(stream_id, settings))
+    def open_stream(
+        self, stream_id: str, settings: CompressorSettings, *, is_skipping_static: bool = True
+    ) -> None:
+        ray.get(self.actor.open_stream.remote(stream_id, settings, is_skipping_static))
         self._seq[stream_id] = 0
 
-    def submit_events(
-        self,
-        stream_id: str,
-        frames: Sequence[Frame],
-        skip: Sequence[bool],
-        static_masks: Sequence[np.ndarray | None],
-    ) -> Future[StageOutput]:
-        seq = self._next_seq(stream_id)
-        ref = self.actor.submit_events.remote(stream_id, seq, list(frames), list(skip), list(static_masks))
+    def submit_events(self, stream_id: str, frames: Sequence[Frame]) -> Future[StageOutput]:
+        ref = self.actor.submit_events.remote(stream_id, self._next_seq(stream_id), list(frames))
         return ref.future()  # type: ignore[no-any-return]
 
     def flush_events(self, stream_id: str) -> Future[StageOutput]:
-        return self.actor.flush_events.remote(stream_id, self._next_seq(stream_id)).future()  # type: ignore[no-any-return]
+        ref = self.actor.flush_events.remote(stream_id, self._next_seq(stream_id))
+        return ref.future()  # type: ignore[no-any-return]
 
     def _next_seq(self, stream_id: str) -> int:
         seq = self._seq.get(stream_id, 0)

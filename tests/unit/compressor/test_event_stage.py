@@ -9,7 +9,7 @@ import pytest
 
 from compressor import Compressor, CompressorSettings
 from encoder import Encoder
-from vidsight.pipeline import _InOrder
+from vidsight.event_stage import _Turns
 from vidsight.processing import StreamProcessor
 from vidsight.synth.video import moving_boxes_script, render_frame
 
@@ -85,11 +85,14 @@ def test_batches_in_flight_change_when_events_come_back_not_which(counting, clip
     assert_same_events(expected, events)
 
 
-def test_a_streams_calls_run_in_their_callers_order_whatever_order_they_start_in():
-    order, ran = _InOrder(), []
+def test_a_streams_calls_take_each_step_in_their_order_whatever_order_they_start_in():
+    turns, ran = _Turns(3), []
 
     def call(seq):
-        order.run("cam", seq, lambda: ran.append(seq))
+        for step in range(3):
+            turns.enter(seq, step)
+            ran.append((step, seq))
+            turns.leave(seq, step)
 
     threads = [threading.Thread(target=call, args=(seq,)) for seq in (3, 1, 2, 0)]
     for thread in threads:
@@ -97,4 +100,5 @@ def test_a_streams_calls_run_in_their_callers_order_whatever_order_they_start_in
         time.sleep(0.01)
     for thread in threads:
         thread.join(timeout=5)
-    assert ran == [0, 1, 2, 3]
+    for step in range(3):
+        assert [seq for s, seq in ran if s == step] == [0, 1, 2, 3]

@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -130,3 +132,37 @@ def test_frames_out_of_order_are_rejected():
 def test_rules_need_room_for_two_parts():
     with pytest.raises(CompressorInputError, match="max_grids"):
         CutRules(0.9, 4, 7)
+
+
+def carried_over(rng, frames, share):
+    """Some token grids repeat the previous grid's tokens object, as the encoder's carry-over does."""
+    out, last = [], None
+    for f in frames:
+        if f.tokens is not None and last is not None and rng.random() < share:
+            f = dataclasses.replace(f, tokens=last)
+        last = f.tokens if f.tokens is not None else last
+        out.append(f)
+    return out
+
+
+def segment(frames, rules, batches=None):
+    segmenter = EventSegmenter(rules, 0.9)
+    events, start = [], 0
+    while start < len(frames):
+        batch = frames[start : start + (1 if batches is None else int(batches.integers(1, 6)))]
+        if batches is not None:
+            segmenter.prepare(batch)
+        for f in batch:
+            events.extend(segmenter.process(f))
+        start += len(batch)
+    events.extend(segmenter.flush())
+    return [[(g.grid_index, round(g.changed_fraction, 6)) for g in e] for e in events]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_work_prepared_a_batch_ahead_gives_the_same_events(seed):
+    rng = np.random.default_rng(seed)
+    frames = scripted_frames(rng, rng.integers(1, 8, 4).tolist(), move=0.5, gaps={4} if seed % 2 else ())
+    frames = carried_over(rng, frames, 0.3)
+    rules = CutRules(0.9, 1, 6, 1, 0.5)
+    assert segment(frames, rules, batches=rng) == segment(frames, rules)
