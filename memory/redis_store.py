@@ -65,6 +65,7 @@ class RedisStore:
         self._last_error = ""
         self._last_try_s = 0.0
         self._client = self._connect()
+        self._followers: dict[float, redis.Redis] = {}
         self._scripts = {
             name: self._client.register_script(src)
             for name, src in (
@@ -125,6 +126,7 @@ class RedisStore:
                 self._last_error = message
             if self._embedded is not None and self._embedded.ensure_running():
                 self._client = self._connect()
+                self._followers = {}
                 self._scripts = {n: self._client.register_script(s.script) for n, s in self._scripts.items()}
             raise StoreUnavailableError(message) from exc
         if self._failures:
@@ -238,11 +240,9 @@ class RedisStore:
         timeout_s = self.settings.redis_socket_timeout_s + block_ms / 1000
 
         def read(_: redis.Redis) -> Any:
-            client = self._connect(socket_timeout_s=timeout_s)
-            try:
-                return client.xread({self.events_stream_key: last_id}, count=count, block=block)
-            finally:
-                client.close()
+            return self._follower(timeout_s).xread(
+                {self.events_stream_key: last_id}, count=count, block=block
+            )
 
         reply = self.call("follow events", read)
         entries = []
@@ -250,6 +250,14 @@ class RedisStore:
             for entry_id, data in items:
                 entries.append(_entry(entry_id, data))
         return entries
+
+    def _follower(self, timeout_s: float) -> redis.Redis:
+        """A client whose read timeout covers the blocking wait (kept per timeout: followers poll)."""
+        with self._lock:
+            client = self._followers.get(timeout_s)
+            if client is None:
+                client = self._followers[timeout_s] = self._connect(socket_timeout_s=timeout_s)
+            return client
 
     # --- stream registry --------------------------------------------------------------------------
     @property
@@ -287,7 +295,8 @@ class RedisStore:
 
     def close(self) -> None:
         try:
-            self._client.close()
+            for client in (self._client, *self._followers.values()):
+                client.close()
         finally:
             if self._embedded is not None:
                 self._embedded.close()
