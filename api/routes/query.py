@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 
 from llm import AnswerPiece
@@ -21,8 +22,6 @@ router = APIRouter(prefix="/v1", tags=["search and ask"])
 
 @router.post("/search", response_model=SearchResponse, summary="Events matching a text query")
 async def search(body: SearchRequest, service: ServiceDep, _key: ReadKey) -> SearchResponse:
-    import time
-
     started = time.perf_counter()
     scope = Scope(body.streams, body.since, body.until)
     k = body.k or service.api.search_k
@@ -82,6 +81,3 @@ async def _ask_messages(
             message = done_message("", item, service.questions.clock_of)
             message.pop("id")
             yield message
-
-
-__all__ = ["Response", "router"]
