@@ -247,7 +247,7 @@ class StreamManager:
         self.max_streams = max_streams
         self.batch_frames = batch_frames
         self.poll_s = poll_s
-        self._streams: dict[str, LiveStream] = {}
+        self._streams: dict[str, LiveStream | _Placeholder] = {}  # a placeholder while a reader opens
         self._lock = threading.Lock()
 
     def add(self, stream_id: str, uri: str, *, fps: float | None, max_side_px: int | None) -> LiveStream:
@@ -256,7 +256,7 @@ class StreamManager:
                 raise ConflictError(f"stream {stream_id!r} already exists; remove it first")
             if len(self._streams) >= self.max_streams:
                 raise UnavailableError(f"this server runs at most {self.max_streams} live streams")
-            self._streams[stream_id] = placeholder = _Placeholder()  # type: ignore[assignment]
+            self._streams[stream_id] = placeholder = _Placeholder()
         try:
             rate = fps or self.ingest.sample_fps
             handle = self.stages.open_live(uri, stream_id, rate, self.ingest, max_side_px)
@@ -282,7 +282,7 @@ class StreamManager:
 
     def get(self, stream_id: str) -> LiveStream:
         stream = self._streams.get(stream_id)
-        if stream is None or isinstance(stream, _Placeholder):
+        if not isinstance(stream, LiveStream):
             raise NotFoundError(f"no live stream {stream_id!r}")
         return stream
 
@@ -296,7 +296,7 @@ class StreamManager:
         stream.stop()
 
     def all(self) -> list[LiveStream]:
-        return [s for s in list(self._streams.values()) if not isinstance(s, _Placeholder)]
+        return [s for s in list(self._streams.values()) if isinstance(s, LiveStream)]
 
     def snapshots(self) -> list[dict[str, Any]]:
         return [s.snapshot() for s in self.all()]
