@@ -26,6 +26,15 @@ class _Replay:
         # the next replay overwrites static_out
         return self.static_out.clone()
 
+    def padded(self, pixel_values: torch.Tensor, grids: int) -> torch.Tensor:
+        """Fewer grids than the graph holds: the rest are zero grids (grids never attend to each
+        other, so they change nothing); [grids, units, D_llm]."""
+        rows = pixel_values.shape[0]
+        self.static_in[:rows].copy_(pixel_values, non_blocking=True)
+        self.static_in[rows:].zero_()
+        self.graph.replay()
+        return self.static_out[:grids].clone()
+
 
 class GraphCache:
     def __init__(self, forward: Forward) -> None:
@@ -34,6 +43,13 @@ class GraphCache:
 
     def get(self, grids: int, grid_hw: tuple[int, int]) -> _Replay | None:
         return self._graphs.get((grids, *grid_hw))
+
+    def smallest_holding(self, grids: int, grid_hw: tuple[int, int]) -> tuple[int, _Replay] | None:
+        """The graph of this grid size with the fewest grids >= `grids`, with its grid count."""
+        sizes = [g for (g, h, w) in self._graphs if (h, w) == tuple(grid_hw) and g >= grids]
+        if not sizes:
+            return None
+        return min(sizes), self._graphs[(min(sizes), *grid_hw)]
 
     def capture(self, example: torch.Tensor, grids: int, grid_hw: tuple[int, int]) -> None:
         """Record forward(example) for this shape; the example only fixes shape, dtype and device."""

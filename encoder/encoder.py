@@ -79,14 +79,19 @@ class Encoder:
     def warmup(self, frame_hw: tuple[int, int] | None = None) -> None:
         """Prepare the tower (compile, CUDA graph) for full batches of frames of this size.
 
-        Call once when the GPU actor starts. Full batches (`max_batch_frames`) of that size then
-        take the warmed path; other batches run the eager fast path.
+        Call once when the GPU actor starts. Batches of that size of `max_batch_frames`, half and
+        a quarter of it take the warmed path (others are padded up to one of these when that is
+        cheaper than the eager fast path, which they run otherwise).
         """
         grid_hw = None
         if frame_hw is not None:
             height, width = self.tower.layout.resized_hw(*frame_hw)
             grid_hw = (height // self.tower.layout.patch_size, width // self.tower.layout.patch_size)
-        self.tower.warmup(grid_hw=grid_hw)
+        # Full batches, and half and quarter ones: a partial batch (static skipping) is padded up
+        # to the next of these instead of running eager.
+        full = self.tower.max_grids_per_call
+        for grids in sorted({full, max(1, full // 2), max(1, full // 4)}, reverse=True):
+            self.tower.warmup(grids, grid_hw=grid_hw)
 
     def encode(
         self,
