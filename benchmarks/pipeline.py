@@ -29,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--in-flight",
         type=int,
-        default=2,
+        default=3,
         help="batches a stream keeps in the encoder actor (1: synchronous)",
     )
 

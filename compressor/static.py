@@ -139,6 +139,7 @@ class StaticPatchFilter:
         self.reference = reference
         self.device = None if device is None else torch.device(device)
         self._kept: Any = None  # [H, W, 3] uint8 copy-forward image: np.ndarray, or a tensor on device
+        self._scale: torch.Tensor | None = None  # [3] float64 per-channel scale, on the device
         self._previous: Any = None  # [H, W, 3], only for reference="previous"
 
     def reset(self) -> None:
@@ -161,10 +162,40 @@ class StaticPatchFilter:
         if self.device is None or len({rgb.shape for rgb in rgbs}) != 1:
             return [self.process(rgb) for rgb in rgbs]
         batch = torch.from_numpy(np.stack(rgbs)).to(self.device)  # [B, H, W, 3] uint8
-        masks = [self._test(frame, False) for frame in batch]
+        if self.reference == "last_kept":
+            masks = self._test_batch(batch)
+        else:
+            masks = [self._test(frame, False) for frame in batch]
         tested = [m for m in masks if m is not None]
         host = iter(torch.stack(tested).cpu().numpy() if tested else [])
         return [self._decision(rgbs[0].shape, None if m is None else next(host)) for m in masks]
+
+    def _test_batch(self, batch: torch.Tensor) -> list[torch.Tensor | None]:
+        """The last-kept rule over a batch [B, H, W, 3] on the device: the reference is held as
+        int16 for the whole batch, so each frame costs a handful of kernels and no host copy."""
+        p, masks = self.patch_size, list[torch.Tensor | None]()
+        if self._kept is None or tuple(self._kept.shape) != tuple(batch.shape[1:]):
+            self._kept, self._previous = batch[0].clone(), None
+            masks.append(None)  # a segment starts: the first frame is kept whole
+        if len(masks) == batch.shape[0]:
+            return masks
+        hp, wp = batch.shape[1] // p, batch.shape[2] // p
+        patches = (hp, p, wp, p, 3)
+        frames = batch[len(masks) :, : hp * p, : wp * p].to(torch.int16)  # [B', hp*p, wp*p, 3]
+        kept = self._kept[: hp * p, : wp * p].to(torch.int16)
+        if self._scale is None:
+            self._scale = torch.tensor(_CHANNEL_SCALE / (p * p * 3), dtype=torch.float64, device=batch.device)
+        for frame in frames:
+            sums = (frame - kept).abs_().view(patches).sum(dim=(1, 3), dtype=torch.int32)  # [hp, wp, 3]
+            mask = (sums.double() @ self._scale).float() <= self.tau  # as patch_differences_torch
+            kept = torch.where(mask[:, None, :, None, None], kept.view(patches), frame.view(patches))
+            kept = kept.view(hp * p, wp * p, 3)
+            masks.append(mask)
+        self._kept[: hp * p, : wp * p] = kept.to(torch.uint8)
+        # Pixels past the last whole patch are never tested; they always show the latest frame.
+        self._kept[hp * p :] = batch[-1, hp * p :]
+        self._kept[:, wp * p :] = batch[-1, :, wp * p :]
+        return masks
 
     def _test(self, frame: Any, is_segment_start: bool) -> Any:
         """The mask of frame ([H, W, 3], numpy or a tensor on device), or None: a segment starts."""

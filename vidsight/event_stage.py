@@ -80,7 +80,9 @@ class EventStage:
         self.encoder = encoder
         self.device = None if device is None else torch.device(device)
         is_cuda = self.device is not None and self.device.type == "cuda"
-        self._cuda_stream = torch.cuda.Stream(self.device) if is_cuda else None
+        # High priority: its small kernels go ahead of the encoder's when SMs free up, so its
+        # host syncs do not wait for whole encoder batches.
+        self._cuda_stream = torch.cuda.Stream(self.device, priority=-1) if is_cuda else None
         self._streams: dict[str, _OpenStream] = {}
         self._lock = threading.Lock()
 

@@ -164,9 +164,10 @@ def test_copy_forward_writes_kept_patches_when_the_frame_is_not_a_multiple_of_th
 
 
 @pytest.mark.parametrize("reference", ["last_kept", "previous"])
-def test_a_batch_on_a_device_decides_what_frame_by_frame_decides(reference):
+@pytest.mark.parametrize("crop", [0, 5])  # 5: pixels past the last whole patch
+def test_a_batch_on_a_device_decides_what_frame_by_frame_decides(reference, crop):
     rng = np.random.default_rng(5)
-    frames, _ = box_frames(6)
+    frames, _ = box_frames(6, size=(84 - crop, 112 + crop))
     frames = [
         np.clip(f.astype(np.int16) + rng.integers(-3, 4, f.shape), 0, 255).astype(np.uint8) for f in frames
     ]
