@@ -9,11 +9,14 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from memory import Hit
 
 from .questions import Scope
+
+if TYPE_CHECKING:
+    from memory.text_index import TextIndex
 
 TEXT_INDEX_DIR = "text"  # the same folder `vidsight ingest` writes (vidsight.recorded.TEXT_INDEX_DIR)
 
@@ -84,7 +87,7 @@ class TextStore:
         streams = scope.streams
         one = streams[0] if streams and len(streams) == 1 else None
         hits = hybrid_search(
-            self.index,
+            cast("TextIndex", self.index),  # the same calls, each under the lock
             query,
             self.embedder.encode([query])[0],
             self.settings.search,
