@@ -269,7 +269,9 @@ class Service:
         """(MP4 bytes, how it was made: "recorded" or "keyframes")."""
         event = self.memory.get_event(event_id)
         info = self.memory.streams().get(event.stream_id)
-        source = str((info.options or {}).get("source", "")) if info is not None else ""
+        options = (info.options or {}) if info is not None else {}
+        # "source": streams this server registered; "uri": those `vidsight ingest` registered
+        source = str(options.get("source") or options.get("uri") or "")
         if info is not None and info.clock == "pts" and source:
             tail_s = 1.0 / self.settings.ingest.sample_fps
             data = clips.cut_recorded(
