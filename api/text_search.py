@@ -81,13 +81,14 @@ class TextStore:
     ) -> list[Hit]:
         """Hybrid search (a `questions.TextSearch`)."""
         from memory.hybrid import hybrid_search
+        from memory.text_index import TextIndex
 
         if len(self.index) == 0 and (channels is None or "visual" in channels):
             return list(visual_hits)[:k]  # nothing to fuse: keep the visual scores (cosines)
         streams = scope.streams
         one = streams[0] if streams and len(streams) == 1 else None
         hits = hybrid_search(
-            cast("TextIndex", self.index),  # the same calls, each under the lock
+            cast(TextIndex, self.index),  # the same calls, each under the lock
             query,
             self.embedder.encode([query])[0],
             self.settings.search,
