@@ -93,6 +93,7 @@ class Runner:
         self.decode_mode = resolve_mode(settings.compile_decode, self.engine.device)
         self._compiled: CompiledStep | None = None
         self._pool: list[Decoder] = []
+        self._pool_lock = threading.Lock()  # sessions are opened and released from several threads
         self._lock = threading.Lock()  # one turn at a time on the model
 
     @property
@@ -101,20 +102,28 @@ class Runner:
 
     # ------------------------------------------------------------------ sessions
 
+    # Every tensor a decoder owns is made, written and read under inference mode (here and in
+    # Session's methods): a cache made in inference mode cannot be updated in place outside it,
+    # and the pool hands one caller's cache to the next.
+    @torch.inference_mode()
     def session(self, capacity: int | None = None) -> Session:
         """A new conversation. Its cache (and captured decode graph) comes from a pool when one fits."""
         capacity = capacity or self.settings.max_context_tokens
-        decoder = next((d for d in self._pool if d.cache.capacity == capacity), None)
+        with self._pool_lock:
+            decoder = next((d for d in self._pool if d.cache.capacity == capacity), None)
+            if decoder is not None:
+                self._pool.remove(decoder)
         if decoder is not None:
-            self._pool.remove(decoder)
             decoder.cache.reset()
         else:
             decoder = self._new_decoder(capacity)
         return Session(parts=self._parts, decoder=decoder, on_release=self._release)
 
+    @torch.inference_mode()
     def _release(self, session: Session) -> None:
         session.decoder.cache.reset()
-        self._pool.append(session.decoder)
+        with self._pool_lock:
+            self._pool.append(session.decoder)
 
     def _new_decoder(self, capacity: int) -> Decoder:
         cache = self.engine.new_cache(capacity)

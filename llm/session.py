@@ -69,6 +69,7 @@ class Session:
 
     # ------------------------------------------------------------------ prefill
 
+    @torch.inference_mode()
     def prefill_turn(
         self, question: str, context: Sequence[ContextEvent]
     ) -> tuple[torch.Tensor, PrefillStats]:
@@ -89,6 +90,7 @@ class Session:
             self.in_context[c.event.event_id] = c
         return self.prefill(pieces)
 
+    @torch.inference_mode()
     def prefill(self, pieces: Sequence[Piece]) -> tuple[torch.Tensor, PrefillStats]:
         """Prefill pieces group by group, pruning visual KV as configured. Returns the last token's logits."""
         self._learn_seconds_per_grid(pieces)
@@ -162,6 +164,7 @@ class Session:
 
     # ------------------------------------------------------------------ decode
 
+    @torch.inference_mode()
     def generate(
         self, logits: torch.Tensor, max_new_tokens: int, cancel: threading.Event | None = None
     ) -> Iterator[int]:
@@ -190,6 +193,7 @@ class Session:
         probs = torch.softmax(logits.float() / t, dim=-1)
         return int(torch.multinomial(probs, 1, generator=self.parts.generator).item())
 
+    @torch.inference_mode()
     def ask(
         self,
         question: str,

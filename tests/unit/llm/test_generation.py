@@ -140,3 +140,22 @@ def test_sessions_return_their_cache_to_the_pool(make_runner, make_video):
     s.close()
     again = runner.session()
     assert again.cache is cache and again.cache.length == 0
+
+
+def test_pooled_cache_serves_every_entry_point_in_any_order(make_runner, make_video):
+    """A cache made by one entry point (multiple choice, under inference mode) is reused by the
+    others, from another thread too, without "inference tensor" errors and with the same answer."""
+    event, _, _ = make_video(4, 0.5)
+    runner = make_runner(kv_prune="none")
+    context = [ContextEvent.whole(event)]
+    first = runner.answer("What happens?", context, max_new_tokens=4).text
+    runner.choose_option("Which?", ["a box", "a ball"], context)
+
+    async def streamed():
+        stream = runner.stream("What happens?", context, max_new_tokens=4)
+        return "".join([p.text async for p in stream])
+
+    assert runner.answer("What happens?", context, max_new_tokens=4).text == first
+    assert asyncio.run(streamed()) == first
+    with runner.session() as s:
+        assert runner.ask(s, "What happens?", context, max_new_tokens=4).text == first
