@@ -9,14 +9,11 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 from memory import Hit
 
 from .questions import Scope
-
-if TYPE_CHECKING:
-    from memory.text_index import TextIndex
 
 TEXT_INDEX_DIR = "text"  # the same folder `vidsight ingest` writes (vidsight.recorded.TEXT_INDEX_DIR)
 
