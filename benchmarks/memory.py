@@ -11,6 +11,7 @@ answer.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
 import shutil
 import tempfile
@@ -281,6 +282,7 @@ def _run(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
 
         plain = measure_search(bank, x, queries[20:])
         yield {"phase": "search", **plain}
+        yield from ef_sweep(bank, x, queries[20:])
         yield from compare_filters(bank, x, queries[20:], args, rng)
         requests = list(filtered_requests(n, args.streams, args.window, args.queries, rng))
         truths, matching = filtered_truth(x, args.streams, queries[20:], requests)
@@ -348,6 +350,27 @@ def _run(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
             _drop_keys(redis_url, settings.redis_key_prefix)
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
+
+
+def ef_sweep(bank: Any, x: np.ndarray, queries: np.ndarray) -> Iterator[dict[str, Any]]:
+    """Unfiltered recall and latency of the shard's index at other beam widths (HNSW only)."""
+    index = bank.writers[0].mem.index
+    if index is None or index.kind != "hnsw":
+        return
+    default = index.hnsw
+    truths = [exact_top10(x, None, q) for q in queries]
+    try:
+        for ef in (32, 64, 96, 128, 192, 256):
+            index.hnsw = dataclasses.replace(default, ef_search=ef)
+            times, recalls = [], []
+            for q, truth in zip(queries, truths, strict=True):
+                start = time.perf_counter()
+                _, fids = index.search(q, 10)
+                times.append(time.perf_counter() - start)
+                recalls.append(recall(fids.tolist(), truth))
+            yield {"phase": "ef_sweep", "ef_search": ef, **latency_summary(times, recalls)}
+    finally:
+        index.hnsw = default
 
 
 def compare_filters(

@@ -3,14 +3,15 @@ search over them. No files, no Redis: the writer makes changes durable before it
 
 Routing a search:
 - no filter: the FAISS index (exact or HNSW);
-- a filter matching at most `filtered_exact_max` events: exact search over the partitions' slices
-  (recall 1; measured faster than an id selector, see benchmarks/results_memory.md);
+- a filter matching at most `exact_filter_limit()` events: exact search over the partitions' slices
+  (recall 1; measured faster than an id selector there, see benchmarks/results_memory.md);
 - a broader filter: the FAISS index with an IDSelectorBitmap over the matching rows and the HNSW
   beam widened by 1/selectivity.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -27,7 +28,7 @@ _COMPACT_MIN_DEAD = 64  # partitions compact once this many rows (and a quarter 
 class IndexPolicy:
     requested: str  # auto | flat | hnsw
     exact_max_events: int
-    filtered_exact_max: int
+    filtered_exact_max: int | None  # None: sqrt(8 * live events * ef_search)
     compact_dead_fraction: float
     hnsw: HnswParams
 
@@ -176,7 +177,7 @@ class ShardMemory:
         if matching == 0:
             return (*empty, "empty")
         if route is None:
-            route = "partitions" if matching <= self.policy.filtered_exact_max else "selector"
+            route = "partitions" if matching <= self.exact_filter_limit() else "selector"
         if route == "partitions":
             results = [self.parts[s].search(query, k, since, until) for s in names if counts[s]]
             scores = np.concatenate([r[0] for r in results])
@@ -186,6 +187,13 @@ class ShardMemory:
         if route == "selector_exact":
             return (*self.index.search_exact(query, k, allowed), route)
         return (*self.index.search(query, k, allowed, matching / max(self.index.live, 1)), route)
+
+    def exact_filter_limit(self) -> int:
+        """Largest filter searched exactly. Exact costs ~ matching events (memory-bound scans); HNSW
+        with a selector costs ~ ef_search / selectivity; equal near sqrt(8 * n * ef) (measured)."""
+        if self.policy.filtered_exact_max is not None:
+            return self.policy.filtered_exact_max
+        return int(math.sqrt(8 * max(self.live, 1) * self.policy.hnsw.ef_search))
 
     def _allowed(self, names: list[str], since: float | None, until: float | None) -> np.ndarray:
         """[ntotal] bool over index positions: the events the filter matches."""
