@@ -22,6 +22,12 @@ _INT_COLS = ("fid", "bytes", "lsn")
 _SMALL_COLS = ("n_thumbs",)
 _BOOL_COLS = ("pinned", "has_blob", "alive")
 COLUMNS = _FLOAT_COLS + _INT_COLS + _SMALL_COLS + _BOOL_COLS
+_DTYPES: dict[str, type] = {
+    **dict.fromkeys(_FLOAT_COLS, np.float64),
+    **dict.fromkeys(_INT_COLS, np.int64),
+    **dict.fromkeys(_SMALL_COLS, np.int16),
+    **dict.fromkeys(_BOOL_COLS, np.bool_),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,16 +97,7 @@ class StreamPartition:
         vectors[: self.n] = self.vectors[: self.n]
         self.vectors = vectors
         for name in COLUMNS:
-            dtype = (
-                np.float64
-                if name in _FLOAT_COLS
-                else np.int64
-                if name in _INT_COLS
-                else np.int16
-                if name in _SMALL_COLS
-                else bool
-            )
-            col = np.zeros(capacity, dtype=dtype)
+            col: np.ndarray = np.zeros(capacity, dtype=_DTYPES[name])
             if name in self.cols:
                 col[: self.n] = self.cols[name][: self.n]
             self.cols[name] = col
