@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .kvcache import StaticKVCache
+from .pruning import keynorm_order
 
 # keep(layer, region keys [1, H_kv, R, D], chunk queries [1, H_q, q, D]) -> ascending region rows to keep
 KeepFn = Callable[[int, torch.Tensor, torch.Tensor], torch.Tensor | None]
@@ -150,6 +151,60 @@ class TextEngine(nn.Module):
         k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
         mask = causal_lower_right(q.shape[2], k.shape[2])
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=self.scale)
+
+    def prefill_static(
+        self,
+        embeds: torch.Tensor,
+        positions: torch.Tensor,
+        past: torch.Tensor,
+        k: list[torch.Tensor],
+        v: list[torch.Tensor],
+        key_width: int,
+        keynorm: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        """`prefill_chunk` at static shapes, for CUDA graphs: a chunk of Q tokens (padded at its end) written
+        at cache rows [past, past + Q), attending over the first `key_width` rows. A real row i sees rows up
+        to past + i, so padding never reaches it. embeds: [1, Q, H]; positions: [3, Q]; past: [1] int64;
+        keynorm: (row_kind [Q], n_kept [1]) of `keynorm_order`, which then reorders each layer's chunk rows,
+        kept ones first. Returns hidden states [1, Q, H]; the caller sets the cache's length."""
+        q = embeds.shape[1]
+        rows = past + torch.arange(q, device=embeds.device)  # [Q]: the chunk's cache slots
+        bias = self._chunk_bias(rows, key_width, embeds.dtype)
+        cos, sin = self.rope(positions, embeds.dtype)
+        x = embeds
+        for i, layer in enumerate(self.layers):
+            attn = layer.self_attn
+            qs, ks, vs = self._qkv(attn, layer.input_layernorm(x), cos, sin)
+            k[i].index_copy_(2, rows, ks)
+            v[i].index_copy_(2, rows, vs)
+            out = self._grouped_attend(qs, k[i][:, :, :key_width], v[i][:, :, :key_width], bias)
+            x = x + attn.o_proj(out.transpose(1, 2).reshape(1, q, -1))
+            x = x + layer.mlp(layer.post_attention_layernorm(x))
+            if keynorm is not None:
+                order = keynorm_order(ks, *keynorm)
+                k[i].index_copy_(2, rows, ks[:, :, order])
+                v[i].index_copy_(2, rows, vs[:, :, order])
+        return x
+
+    def _chunk_bias(self, rows: torch.Tensor, width: int, dtype: torch.dtype) -> torch.Tensor:
+        """Additive mask [G * Q, W] of `_grouped_attend`: query i sees key rows j <= rows[i]. Made once per
+        chunk (a boolean mask would be converted in every layer)."""
+        visible = torch.arange(width, device=rows.device)[None, :] <= rows[:, None]
+        bias = torch.zeros(visible.shape, dtype=dtype, device=rows.device).masked_fill_(~visible, -torch.inf)
+        return bias.repeat(self.n_heads // self.n_kv_heads, 1)
+
+    def _grouped_attend(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor
+    ) -> torch.Tensor:
+        """q: [1, H_q, Q, D]; k, v: [1, H_kv, W, D]; bias: [G * Q, W] -> [1, H_q, Q, D]. The G query heads of
+        a KV head are stacked along the rows, so K/V are not repeated (SDPA's enable_gqa with a mask would
+        take the math kernel)."""
+        _, _, n, d = q.shape
+        g = self.n_heads // self.n_kv_heads
+        out = F.scaled_dot_product_attention(
+            q.reshape(1, self.n_kv_heads, g * n, d), k, v, attn_mask=bias, scale=self.scale
+        )
+        return out.view(1, self.n_heads, n, d)
 
     # ------------------------------------------------------------------ decode
 

@@ -34,6 +34,23 @@ def keynorm_keep(
     return idx.sort().values
 
 
+def keynorm_order(keys: torch.Tensor, row_kind: torch.Tensor, n_kept: torch.Tensor) -> torch.Tensor:
+    """Static-shape key-norm pruning of a padded chunk (CUDA-graph capturable: no size depends on values).
+
+    keys: [1, H_kv, Q, D]; row_kind: [Q] int64 (0 text, 1 visual, 2 padding); n_kept: [1] int64, the
+    chunk's text rows plus the visual rows it keeps. Returns a permutation of the Q rows whose first
+    n_kept are the rows `keynorm_keep` keeps, ascending; the rest follow (they fall past the cache's length).
+    """
+    q = keys.shape[2]
+    norms = keys.float().square().sum(dim=(0, 1, 3))
+    score = torch.where(row_kind == 1, norms, torch.where(row_kind == 0, -1.0, math.inf))
+    idx = torch.arange(q, device=keys.device)
+    kept = torch.zeros(q, dtype=torch.bool, device=keys.device).scatter_(
+        0, torch.argsort(score), idx < n_kept
+    )
+    return torch.argsort(torch.where(kept, idx, idx + q))
+
+
 def window_scores(
     queries: torch.Tensor, keys: torch.Tensor, scale: float, pool_kernel: int = 7
 ) -> torch.Tensor:
