@@ -19,6 +19,12 @@ class Answer:
     prefill_tokens: int = 0  # tokens this turn prefilled (a follow-up prefills only its new part)
     kv_tokens: int = 0  # tokens held in the KV cache after the prefill, per layer (after pruning)
     decode_tok_s: float | None = None  # generated tokens per second after the first
+    # Where this call's part of ttft_s went: prompt_s (tokenize, lay out, gather visual rows), forward_s
+    # (the model's prefill to the last logits), sample_s (the first token). Retrieval and selection
+    # done before the call are ttft_s minus their sum.
+    ttft_parts_s: dict[str, float] = field(default_factory=dict)
+    prefill_groups: int = 0  # prefill groups (chunks) of this turn
+    graphed_groups: int = 0  # of which the bucketed / CUDA-graph path prefilled
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,8 @@ from .config import LLMSettings
 from .decoding import CompiledStep, Decoder, resolve_mode
 from .engine import TextEngine
 from .errors import ModelLoadError
+from .kvcache import StaticKVCache
+from .prefill_graphs import Buckets, ChunkPrefill, resolve_prefill_mode
 from .prompt import ContextEvent, Specials
 from .records import Answer
 from .session import Session, SessionParts
@@ -91,8 +93,10 @@ class Runner:
             generator=torch.Generator(device=self.engine.device).manual_seed(settings.seed),
         )
         self.decode_mode = resolve_mode(settings.compile_decode, self.engine.device)
+        self.prefill_mode = resolve_prefill_mode(settings.prefill_graphs, self.engine.device)
         self._compiled: CompiledStep | None = None
-        self._pool: list[Decoder] = []
+        self._graph_pool: Any = None  # one memory pool for every prefill graph: turns run one at a time
+        self._pool: list[tuple[Decoder, ChunkPrefill | None]] = []
         self._pool_lock = threading.Lock()  # sessions are opened and released from several threads
         self._lock = threading.Lock()  # one turn at a time on the model
 
@@ -107,23 +111,52 @@ class Runner:
     # and the pool hands one caller's cache to the next.
     @torch.inference_mode()
     def session(self, capacity: int | None = None) -> Session:
-        """A new conversation. Its cache (and captured decode graph) comes from a pool when one fits."""
+        """A new conversation. Its cache (and captured decode and prefill graphs) comes from a pool when
+        one fits."""
         capacity = capacity or self.settings.max_context_tokens
         with self._pool_lock:
-            decoder = next((d for d in self._pool if d.cache.capacity == capacity), None)
-            if decoder is not None:
-                self._pool.remove(decoder)
-        if decoder is not None:
-            decoder.cache.reset()
+            slot = next((p for p in self._pool if p[0].cache.capacity == capacity), None)
+            if slot is not None:
+                self._pool.remove(slot)
+        if slot is not None:
+            slot[0].cache.reset()
         else:
             decoder = self._new_decoder(capacity)
-        return Session(parts=self._parts, decoder=decoder, on_release=self._release)
+            slot = (decoder, self._new_chunk_prefill(decoder.cache))
+        return Session(parts=self._parts, decoder=slot[0], chunks=slot[1], on_release=self._release)
 
     @torch.inference_mode()
     def _release(self, session: Session) -> None:
         session.decoder.cache.reset()
         with self._pool_lock:
-            self._pool.append(session.decoder)
+            self._pool.append((session.decoder, session.chunks))
+
+    def _new_chunk_prefill(self, cache: StaticKVCache) -> ChunkPrefill | None:
+        s = self.settings
+        if self.prefill_mode == "none":
+            return None
+        use_graphs = self.prefill_mode == "cudagraph"
+        if use_graphs and self._graph_pool is None:
+            self._graph_pool = torch.cuda.graph_pool_handle()
+        buckets = Buckets(s.prefill_bucket_tokens, s.prefill_key_bucket_tokens, s.prefill_graph_max_tokens)
+        return ChunkPrefill(
+            self.engine,
+            cache,
+            buckets,
+            use_graphs=use_graphs,
+            max_graphs=s.prefill_max_graphs,
+            pool=self._graph_pool,
+        )
+
+    def prefill_graph_counts(self) -> dict[str, int]:
+        """Captures, replays and evictions of the prefill graphs of every pooled session cache."""
+        totals = {"captures": 0, "replays": 0, "evictions": 0}
+        with self._pool_lock:
+            for _, chunks in self._pool:
+                if chunks is not None:
+                    for key in totals:
+                        totals[key] += getattr(chunks.counts, key)
+        return totals
 
     def _new_decoder(self, capacity: int) -> Decoder:
         cache = self.engine.new_cache(capacity)

@@ -21,6 +21,7 @@ from .config import LLMSettings
 from .decoding import Decoder
 from .engine import KeepFn, TextEngine
 from .positions import PositionTracker, estimate_seconds_per_grid
+from .prefill_graphs import ChunkPrefill
 from .prompt import ContextEvent, Layout, Piece, Specials, TextPiece, lay_out, turn_pieces
 from .pruning import grouped_topk_keep, kept_count, keynorm_keep, window_scores
 from .records import Answer, AnswerPiece
@@ -32,6 +33,8 @@ class PrefillStats:
     tokens: int = 0  # tokens prefilled
     visual_tokens: int = 0  # of which visual
     groups: int = 0
+    graphed_groups: int = 0  # of which prefilled by the bucketed/graph path
+    prompt_ready_s: float = 0.0  # perf_counter when the layout and visual rows were ready
 
 
 @dataclass
@@ -56,6 +59,7 @@ class Session:
     in_context: dict[str, ContextEvent] = field(default_factory=dict)
     seconds_per_grid: dict[str, float] = field(default_factory=dict)
     pending: list[int] = field(default_factory=list)  # sampled, not yet fed (the answer's last token)
+    chunks: ChunkPrefill | None = None  # the bucketed/graph prefill of short chunks, where enabled
     turns: int = 0
     visual_tokens: int = 0
     on_release: Callable[[Session], None] | None = None
@@ -105,18 +109,46 @@ class Session:
         bounds = np.flatnonzero(np.diff(layout.group)) + 1
         starts, ends = np.r_[0, bounds], np.r_[bounds, len(layout)]
         stats = PrefillStats(len(layout), int(layout.is_visual.sum()), len(starts))
+        stats.prompt_ready_s = time.perf_counter()
         self.visual_tokens += stats.visual_tokens
         hidden = None
         vis_done = 0
         for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
-            chunk_vis = layout.is_visual[a:b]
-            embeds = _embed_chunk(engine, layout.ids[a:b], visual[vis_done : vis_done + int(chunk_vis.sum())])
-            vis_done += int(chunk_vis.sum())
-            keep, keep_from = self._keep_for(layout, a, b, turn_start, is_last=b == len(layout))
-            positions = torch.from_numpy(layout.positions[:, a:b]).to(engine.device)
-            hidden, _ = engine.prefill_chunk(embeds[None], positions, self.cache, keep, keep_from)
+            n_vis = int(layout.is_visual[a:b].sum())
+            embeds = _embed_chunk(engine, layout.ids[a:b], visual[vis_done : vis_done + n_vis])
+            vis_done += n_vis
+            hidden = self._prefill_group(layout, a, b, embeds, turn_start, stats)
         assert hidden is not None
         return engine.logits(hidden)[0], stats
+
+    def _prefill_group(
+        self, layout: Layout, a: int, b: int, embeds: torch.Tensor, turn_start: int, stats: PrefillStats
+    ) -> torch.Tensor:
+        """One group, by the bucketed/graph path where it serves it, else eagerly. embeds: [q, H].
+        Returns the group's last hidden state [1, H]."""
+        is_last = b == len(layout)
+        # SnapKV prunes the whole turn from the last group's queries: only the eager path has them
+        needs_window = self.parts.settings.kv_prune == "snapkv" and is_last and layout.is_visual[:b].any()
+        if self.chunks is not None and not needs_window and self.chunks.accepts(b - a):
+            is_visual, n_keep = self._keynorm_rows(layout, a, b) or (None, 0)
+            hidden = self.chunks.run(embeds, layout.positions[:, a:b], is_visual, n_keep)
+            if hidden is not None:
+                stats.graphed_groups += 1
+                return hidden
+        engine = self.parts.engine
+        keep, keep_from = self._keep_for(layout, a, b, turn_start, is_last=is_last)
+        positions = torch.from_numpy(layout.positions[:, a:b]).to(engine.device)
+        hidden, _ = engine.prefill_chunk(embeds[None], positions, self.cache, keep, keep_from)
+        return hidden
+
+    def _keynorm_rows(self, layout: Layout, a: int, b: int) -> tuple[np.ndarray, int] | None:
+        """(is_visual [q], visual rows kept) of group [a, b) under key-norm pruning; None: nothing pruned."""
+        s = self.parts.settings
+        vis = layout.is_visual[a:b]
+        n_vis = int(vis.sum())
+        if s.kv_prune != "keynorm" or n_vis == 0:
+            return None
+        return vis, kept_count(n_vis, s.kv_keep_ratio)
 
     def _keep_for(
         self, layout: Layout, a: int, b: int, turn_start: int, *, is_last: bool
@@ -124,11 +156,11 @@ class Session:
         s = self.parts.settings
         dev = self.parts.engine.device
         if s.kv_prune == "keynorm":
-            vis = layout.is_visual[a:b]
-            n_vis = int(vis.sum())
-            if n_vis == 0:
+            rows = self._keynorm_rows(layout, a, b)
+            if rows is None:
                 return None, None
-            n_text, n_keep = int((~vis).sum()), kept_count(n_vis, s.kv_keep_ratio)
+            vis, n_keep = rows
+            n_text = int((~vis).sum())
             vis_t = torch.from_numpy(vis).to(dev)
             return (lambda _i, keys, _q: keynorm_keep(keys, vis_t, n_text, n_keep)), None
         if s.kv_prune == "snapkv" and is_last:
@@ -206,9 +238,13 @@ class Session:
     ) -> Answer:
         """Answer one question in this session. `started_s` (perf_counter) is when the question came in,
         so that ttft_s covers retrieval and selection done before this call."""
-        t0 = time.perf_counter() if started_s is None else started_s
+        t_call = time.perf_counter()
+        t0 = t_call if started_s is None else started_s
         limit = max_new_tokens or self.parts.settings.max_new_tokens
         logits, stats = self.prefill_turn(question, context)
+        if logits.is_cuda:  # sampling syncs right after: waiting here only splits the timing
+            torch.cuda.current_stream(logits.device).synchronize()
+        t_logits = time.perf_counter()
         kv_tokens = self.cache.length
         text = StreamDecoder(self.parts.tokenizer)
         ttft = t_first = t_last = None
@@ -238,6 +274,13 @@ class Session:
             prefill_tokens=stats.tokens,
             kv_tokens=kv_tokens,
             decode_tok_s=tok_s,
+            ttft_parts_s={
+                "prompt_s": stats.prompt_ready_s - t_call,
+                "forward_s": t_logits - stats.prompt_ready_s,
+                "sample_s": (t_first or t_logits) - t_logits,
+            },
+            prefill_groups=stats.groups,
+            graphed_groups=stats.graphed_groups,
         )
 
     def __enter__(self) -> Session:
