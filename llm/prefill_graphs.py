@@ -181,6 +181,7 @@ class ChunkPrefill:
             self._step(n, width, prune)
         torch.cuda.current_stream().wait_stream(side)
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph, pool=self.pool):
+        # thread_local: encoder or pixel-test threads on the same GPU may keep working during the capture
+        with torch.cuda.graph(graph, pool=self.pool, capture_error_mode="thread_local"):
             out = self._step(n, width, prune)
         return graph, out

@@ -297,11 +297,25 @@ class Session:
 
 
 def _gather_visual(layout: Layout, engine: TextEngine) -> torch.Tensor:
-    """Kept visual tokens of the layout in prompt order, on the engine's device: [N_vis, H]."""
+    """Kept visual tokens of the layout in prompt order, on the engine's device: [N_vis, H]. Rows are
+    gathered once into one host buffer (pinned on CUDA, so the copy is asynchronous; the caching host
+    allocator keeps the buffer until the copy is done): indexing then concatenating copied them twice."""
     if not layout.visual_rows:
         return torch.empty(0, engine.embed.weight.shape[1], dtype=engine.dtype, device=engine.device)
-    rows = np.concatenate([c.event.tokens[idx] for c, idx in layout.visual_rows], axis=0)
-    return torch.from_numpy(rows).to(engine.device, non_blocking=True).to(engine.dtype)
+    first = layout.visual_rows[0][0].event.tokens
+    n = sum(len(idx) for _, idx in layout.visual_rows)
+    pinned = engine.device.type == "cuda"
+    host = torch.empty((n, first.shape[1]), dtype=torch.from_numpy(first[:0]).dtype, pin_memory=pinned)
+    out = host.numpy()
+    row = 0
+    for c, idx in layout.visual_rows:
+        dest = out[row : row + len(idx)]
+        if c.event.tokens.dtype == out.dtype:
+            np.take(c.event.tokens, idx, axis=0, out=dest, mode="clip")  # indices checked by ContextEvent
+        else:
+            dest[:] = c.event.tokens[idx]
+        row += len(idx)
+    return host.to(engine.device, non_blocking=True).to(engine.dtype)
 
 
 def _embed_chunk(engine: TextEngine, ids: np.ndarray, visual: torch.Tensor) -> torch.Tensor:
