@@ -14,6 +14,10 @@ A question arrives.
   arrived on the stream: it prefills only those events and the question over the kept, pruned KV.
   A third question that re-runs retrieval over the whole hour is reported too
   (`reretrieval_followup_ttft_s`): it prefills whichever retrieved events are not in context yet.
+  The follow-up's time splits into context (what retrieval and selection are for the first question:
+  here only wrapping the new events), prompt (tokenize, lay out, gather visual rows), forward (the
+  prefill, CUDA-graph replays where llm.prefill_graphs serves it) and the first token's sampling; the
+  same follow-up with the prefill graphs off is timed too (`followup_eager_ttft_s`).
 
 GPU: the full-size Qwen2.5-VL-7B config with random bf16 weights. `--quick`: the tiny config on CPU.
 On a machine without the project's service dependencies run it as `python -m benchmarks.llm`.
@@ -77,6 +81,8 @@ class Ours:
     prefill_tokens: int
     breakdown: dict[str, float]
     new_events: int
+    graphed_groups: int = 0  # prefill groups served by the bucketed / CUDA-graph path
+    groups: int = 0
 
 
 def ask_ours(
@@ -112,16 +118,23 @@ def ask_ours(
         "embed_s": t_embed - started,
         "search_s": t_search - t_embed,
         "select_s": t_select - t_search,
-        "prefill_s": answer.ttft_s - (t_select - started),
+        "prefill_s": answer.ttft_s - (t_select - started),  # all after selection: the parts below
+        **answer.ttft_parts_s,
     }
+    return _ours(answer, selection.tokens_selected, breakdown, new_events)
+
+
+def _ours(answer: Any, tokens: int, breakdown: dict[str, float], new_events: int) -> Ours:
     return Ours(
         answer.ttft_s,
-        selection.tokens_selected,
+        tokens,
         answer.kv_tokens,
         answer.decode_tok_s,
         answer.prefill_tokens,
         {k: round(v, 4) for k, v in breakdown.items()},
         new_events,
+        answer.graphed_groups,
+        answer.prefill_groups,
     )
 
 
@@ -131,17 +144,14 @@ def ask_live_followup(plan: Plan, runner: Any, session: Any, new_events: list[Ev
 
     started = time.perf_counter()
     context = [ContextEvent.whole(e) for e in new_events]
+    t_context = time.perf_counter()
     answer = runner.ask(session, question, context, max_new_tokens=plan.new_tokens, started_s=started)
-    tokens = sum(e.tokens.shape[0] for e in new_events)
-    return Ours(
-        answer.ttft_s,
-        tokens,
-        answer.kv_tokens,
-        answer.decode_tok_s,
-        answer.prefill_tokens,
-        {"prefill_s": round(answer.ttft_s, 4)},
-        len(new_events),
-    )
+    breakdown = {
+        "context_s": t_context - started,  # no retrieval or selection: the new events go in whole
+        "prefill_s": answer.ttft_s - (t_context - started),  # to the first token: the parts below
+        **answer.ttft_parts_s,
+    }
+    return _ours(answer, sum(e.tokens.shape[0] for e in new_events), breakdown, len(new_events))
 
 
 @torch.inference_mode()
@@ -315,16 +325,19 @@ def setup(args: argparse.Namespace) -> Iterator[dict[str, Any] | Bench]:
     bench = Bench(
         plan, runner, retrieval, index, events[: plan.grids], events[plan.grids :], selection, repeats
     )
-    with stopwatch() as sw:  # compile + capture the decode step, first-call kernels, allocator
+    with stopwatch() as sw:  # compile + capture the decode step and the prefill shapes, first-call kernels
         runner.warmup()
-        with runner.session() as s:
-            bench.ask(s, "warm-up question")
-            ask_live_followup(plan, runner, s, bench.live, "warm-up follow-up")
+        with runner.session() as s:  # the timed questions: prefill graphs are captured per shape
+            bench.ask(s, QUESTION)
+            ask_live_followup(plan, runner, s, bench.live, FOLLOW_UP)
+            bench.ask(s, REASK)
     yield {
         "bench": "llm",
         "stage": "warmup",
         "seconds": round(sw.seconds, 2),
         "decode_mode": runner.decode_mode,
+        "prefill_mode": runner.prefill_mode,
+        "prefill_graphs": runner.prefill_graph_counts(),
     }
     yield bench
 
@@ -347,6 +360,28 @@ def stage_ours(bench: Bench) -> dict[str, Any]:
         "peak": _peak_gib(bench.runner.device),
         "ttft_all_s": [round(r[0].ttft_s, 4) for r in rounds],
     }
+
+
+def stage_followup_eager(bench: Bench) -> Ours:
+    """The same question and live follow-up on the same model with the prefill graphs off (decode step
+    captured without compiling: the follow-up's first token comes from its prefill alone)."""
+    from llm import Runner
+
+    fields = {"prefill_graphs": "none", "compile_decode": "cudagraph"}
+    runner = Runner(
+        bench.runner.settings.model_copy(update=fields),
+        model=bench.runner.model,
+        tokenizer=bench.runner.tokenizer,
+    )
+    eager = replace(bench, runner=runner)
+    runs = []
+    for i in range(bench.repeats + 1):  # the first is a warm-up
+        with runner.session() as s:
+            eager.ask(s, QUESTION)
+            follow = ask_live_followup(bench.plan, runner, s, bench.live, FOLLOW_UP)
+        if i:
+            runs.append(follow)
+    return median_of(runs)
 
 
 def stage_variant(bench: Bench, events: int) -> dict[str, Any]:
@@ -402,6 +437,14 @@ def run(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
         "ttft_all_s": ours["ttft_all_s"],
         "breakdown": ours["ours"].breakdown,
         "followup_ttft_s": round(ours["follow"].ttft_s, 4),
+        "followup_breakdown": ours["follow"].breakdown,
+    }
+    ours["follow_eager"] = stage_followup_eager(bench)
+    yield {
+        "bench": "llm",
+        "stage": "followup_eager",
+        "followup_eager_ttft_s": round(ours["follow_eager"].ttft_s, 4),
+        "breakdown": ours["follow_eager"].breakdown,
     }
     if args.profile:
         profile_question(args.profile, lambda s: bench.ask(s, QUESTION), bench.runner)
@@ -446,10 +489,17 @@ def summary(
         "baseline_decode_tok_s": round(base["decode_tok_s"], 1),
         "ours_decode_tok_s": round(ours.decode_tok_s, 1) if ours.decode_tok_s else None,
         "followup_ttft_s": round(follow.ttft_s, 4),
+        "followup_over_ours": ratio(follow.ttft_s, ours.ttft_s, 3),
         "ours_breakdown": ours.breakdown,
         "ours_ttft_all_s": ours_stage["ttft_all_s"],
         "followup": f"{follow.new_events} new live events ({follow.tokens} tokens) + the question, "
-        f"{follow.prefill_tokens} tokens prefilled over the session's pruned KV",
+        f"{follow.prefill_tokens} tokens prefilled over the session's pruned KV "
+        f"({follow.graphed_groups} of {follow.groups} prefill groups by CUDA graph / bucketed path)",
+        "followup_breakdown": follow.breakdown,
+        "followup_eager_ttft_s": round(ours_stage["follow_eager"].ttft_s, 4),
+        "followup_eager_breakdown": ours_stage["follow_eager"].breakdown,
+        "prefill_mode": runner.prefill_mode,
+        "prefill_graphs": runner.prefill_graph_counts(),
         "reretrieval_followup_ttft_s": round(again.ttft_s, 4),
         "reretrieval_new_events": again.new_events,
         "reretrieval_breakdown": again.breakdown,
