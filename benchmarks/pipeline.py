@@ -155,15 +155,26 @@ def _decode_all(clip: Path) -> list[Any]:
 
 
 def _clips(cache: Path, side: int, seconds: float) -> dict[str, Path]:
-    """A busy clip (moving boxes, a cut) and a mostly static one (one small box, slow)."""
+    """A busy clip (moving boxes, a cut) and a mostly static one: a fixed camera on a still scene
+    where one car-sized box drives across during a tenth of the clip and then stays parked."""
     cache.mkdir(parents=True, exist_ok=True)
     fps = 8.0
     busy = moving_boxes_script(width=side, height=side, fps=fps, duration_s=seconds, cut_at_s=[seconds / 2])
-    slow_box = Box((230, 40, 40), (side // 16, side // 16), (side / 3, side / 3), (2.0, 1.0))
-    quiet = SceneScript(side, side, fps, seconds, (Scene(0.0, seed=3, boxes=(slow_box,)),))
+    car, start_x, end_x, y = (side // 6, side // 10), side * 0.1, side * 0.6, side * 0.6
+    drive_s = seconds / 10
+    parked = Box((230, 40, 40), car, (start_x, y))
+    driving = Box((230, 40, 40), car, (start_x, y), ((end_x - start_x) / drive_s, 0.0))
+    quiet = SceneScript(
+        side, side, fps, seconds,
+        (
+            Scene(0.0, seed=3, boxes=(parked,)),
+            Scene(seconds * 0.45, seed=3, boxes=(driving,)),
+            Scene(seconds * 0.45 + drive_s, seed=3, boxes=(Box((230, 40, 40), car, (end_x, y)),)),
+        ),
+    )  # fmt: skip
     out = {}
     for name, script in (("dynamic", busy), ("static", quiet)):
-        path = cache / f"pipeline_{name}_{side}_{int(seconds)}s.mp4"
+        path = cache / f"pipeline_{name}_v2_{side}_{int(seconds)}s.mp4"
         if not path.exists():
             write_video(path.with_suffix(".tmp.mp4"), script, gop_frames=int(fps * 2)).path.rename(path)
         out[name] = path

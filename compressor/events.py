@@ -88,10 +88,14 @@ class CutRules:
         """Where to split a full event: offsets j (cut before its j-th grid), ascending.
 
         similarities[j] is the transition into grid j (similarities[0] is unused). The lowest
-        transitions come first (ties: earlier); each part stays at least min_grids long.
+        transitions come first; each part stays at least min_grids long. Ties go to the LATER
+        transition: in a scene where nothing changes every transition ties, and splitting at the
+        earliest would close a min_grids-long event at every new grid from then on.
         """
         n = len(similarities)
-        candidates = sorted(range(self.min_grids, n - self.min_grids + 1), key=lambda j: (similarities[j], j))
+        candidates = sorted(
+            range(self.min_grids, n - self.min_grids + 1), key=lambda j: (similarities[j], -j)
+        )
         chosen: list[int] = []
         for j in candidates:
             if len(chosen) == self.lowest_cuts:

@@ -166,3 +166,14 @@ def test_work_prepared_a_batch_ahead_gives_the_same_events(seed):
     frames = carried_over(rng, frames, 0.3)
     rules = CutRules(0.9, 1, 6, 1, 0.5)
     assert segment(frames, rules, batches=rng) == segment(frames, rules)
+
+
+def test_a_scene_where_nothing_changes_is_split_into_long_events_not_a_cascade_of_short_ones():
+    from compressor.events import CutRules, segment_events
+
+    rules = CutRules(similarity_tau=0.9, min_grids=2, max_grids=10, lowest_cuts=1)
+    embeddings = np.ones((45, 4))
+    ranges = segment_events(embeddings, rules)
+    lengths = [end - start for start, end in ranges]
+    assert sum(lengths) == 45
+    assert all(n >= 8 for n in lengths[:-1]), lengths
