@@ -13,6 +13,7 @@ import numpy as np
 from encoder import EncoderSettings
 from ingest import Frame
 from ingest.config import IngestSettings
+from vidsight.event_stage import BatcherEncoder
 from vidsight.processing import FrameEncoder
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,7 @@ class LocalStages:
         self.batcher = BatchingEncoder.from_encoder(Encoder(settings))
 
     def frame_encoder(self) -> FrameEncoder:
-        return _BatcherEncoder(self.batcher)
+        return BatcherEncoder(self.batcher)
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         return self.batcher.encoder.retrieval.embed_texts(list(texts))
@@ -87,22 +88,6 @@ class LocalStages:
 
     def close(self) -> None:
         self.batcher.close()
-
-
-class _BatcherEncoder:
-    def __init__(self, batcher: Any) -> None:
-        self.batcher = batcher
-
-    def encode(
-        self,
-        frames: Sequence[Frame],
-        skip: Sequence[bool] | None = None,
-        static_masks: Sequence[np.ndarray | None] | None = None,
-    ) -> list[Any]:
-        return list(self.batcher.submit(frames, skip, static_masks).result())
-
-    def flush(self, stream_id: str | None = None) -> list[Any]:
-        return list(self.batcher.flush(stream_id).result())
 
 
 class _LocalLive:

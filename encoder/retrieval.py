@@ -18,7 +18,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ._device import build_seeded, resolve_device, resolve_dtype
+from vidsight.devices import build_seeded, resolve_device, resolve_dtype
+
 from .config import EncoderSettings
 from .errors import FrameShapeError, ModelLoadError
 from .qwen_preprocess import check_frames

@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._device import build_seeded, resolve_device, resolve_dtype
+from vidsight.devices import build_seeded, resolve_device, resolve_dtype
+
 from ._qwen_cuda_graph import GraphCache
 from ._qwen_fast import FastQwenTower
 from .config import EncoderSettings

@@ -239,3 +239,21 @@ def _done(output: StageOutput) -> Future[StageOutput]:
     future: Future[StageOutput] = Future()
     future.set_result(output)
     return future
+
+
+class BatcherEncoder:
+    """`FrameEncoder` over a BatchingEncoder: synchronous calls that join the batcher's batches."""
+
+    def __init__(self, batcher: Any) -> None:
+        self.batcher = batcher
+
+    def encode(
+        self,
+        frames: Sequence[Frame],
+        skip: Sequence[bool] | None = None,
+        static_masks: Sequence[np.ndarray | None] | None = None,
+    ) -> list[EncodedFrame]:
+        return list(self.batcher.submit(frames, skip, static_masks).result())
+
+    def flush(self, stream_id: str | None = None) -> list[EncodedFrame]:
+        return list(self.batcher.flush(stream_id).result())

@@ -20,7 +20,7 @@ from encoder.records import to_host
 from ingest import Frame, LiveReader, OutputSize, decode_file
 from ingest.config import IngestSettings
 from ingest.uris import parse_source
-from vidsight.event_stage import EventStage, StageOutput
+from vidsight.event_stage import BatcherEncoder, EventStage, StageOutput
 from vidsight.processing import StreamProcessor, StreamReport
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ class EncoderActor:
             # Compile + CUDA graph for full batches of this frame size; other shapes run eager.
             encoder.warmup(warmup_frame_hw or settings.fixed_hw_px)
         self.batcher = BatchingEncoder.from_encoder(encoder)
-        self.stage = EventStage(_Batched(self.batcher), device=encoder.tower.device)
+        self.stage = EventStage(BatcherEncoder(self.batcher), device=encoder.tower.device)
 
     def encode(
         self, frames: list[Frame], skip: list[bool], static_masks: list[np.ndarray | None]
@@ -108,24 +108,6 @@ class EncoderActor:
 
     def flush_events(self, stream_id: str, seq: int) -> StageOutput:
         return self.stage.flush_events(stream_id, seq=seq).result()
-
-
-class _Batched:
-    """`FrameEncoder` over a BatchingEncoder, for the actor's EventStage."""
-
-    def __init__(self, batcher: Any) -> None:
-        self.batcher = batcher
-
-    def encode(
-        self,
-        frames: Sequence[Frame],
-        skip: Sequence[bool] | None = None,
-        static_masks: Sequence[np.ndarray | None] | None = None,
-    ) -> list[EncodedFrame]:
-        return list(self.batcher.submit(frames, skip, static_masks).result())
-
-    def flush(self, stream_id: str | None = None) -> list[EncodedFrame]:
-        return list(self.batcher.flush(stream_id).result())
 
 
 class ActorEncoder:
