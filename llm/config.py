@@ -56,29 +56,19 @@ class LLMSettings(BaseModel):
     )
     prefill_graphs: Literal["auto", "cudagraph", "bucketed", "none"] = Field(
         "auto",
-        description="Short prefill chunks (follow-ups, text-only turns): padded to a bucket and replayed "
-        "as CUDA graphs captured on first use (cudagraph), the same padded computation run eagerly "
-        "(bucketed: for tests), or the eager unpadded path (none); auto = cudagraph on CUDA, none on CPU. "
-        "Longer chunks, and SnapKV's pruned last chunk, always take the eager path.",
+        description="Short prefill chunks (follow-ups, text-only turns): padded to a bucket, each layer's "
+        "parts outside attention replayed as CUDA graphs, attention eager at the exact length (cudagraph); "
+        "the same padded pieces without graphs (bucketed: for tests); or the eager path (none). "
+        "auto = cudagraph on CUDA, none on CPU. Longer chunks, and SnapKV's pruned last chunk, are eager.",
     )
     prefill_graph_max_tokens: int = Field(
         1024, ge=16, le=8192, description="Longest chunk (tokens) that takes the bucketed/graph path."
     )
     prefill_bucket_tokens: int = Field(
-        128, ge=8, le=4096, description="Chunk lengths are padded up to a multiple of this (one graph each)."
-    )
-    prefill_key_bucket_tokens: int = Field(
-        512,
-        ge=16,
-        le=65536,
-        description="Attention widths (cache rows read) are rounded up to a multiple of this "
-        "(one graph each).",
-    )
-    prefill_max_graphs: int = Field(
-        48,
-        ge=1,
-        le=1024,
-        description="Captured prefill graphs kept per session cache (least recently used go).",
+        128,
+        ge=8,
+        le=4096,
+        description="Chunk lengths are padded up to a multiple of this (one graph set each).",
     )
     text_resume: Literal["max_position", "spatial_extent"] = Field(
         "max_position",

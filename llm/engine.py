@@ -17,7 +17,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from .kvcache import StaticKVCache
-from .pruning import keynorm_order
 
 # keep(layer, region keys [1, H_kv, R, D], chunk queries [1, H_q, q, D]) -> ascending region rows to keep
 KeepFn = Callable[[int, torch.Tensor, torch.Tensor], torch.Tensor | None]
@@ -106,18 +105,12 @@ class TextEngine(nn.Module):
         cos, sin = self.rope(positions, embeds.dtype)
         x = embeds
         kept = past + q - start
-        for i, layer in enumerate(self.layers):
-            attn = layer.self_attn
-            k_cache, v_cache = cache.k[i], cache.v[i]
-            h = layer.input_layernorm(x)
-            qs, ks, vs = self._qkv(attn, h, cos, sin)
-            k_cache[:, :, past : past + q] = ks
-            v_cache[:, :, past : past + q] = vs
-            out = self._attend(qs, k_cache[:, :, : past + q], v_cache[:, :, : past + q], past)
-            x = x + attn.o_proj(out.transpose(1, 2).reshape(1, q, -1))
-            x = x + layer.mlp(layer.post_attention_layernorm(x))
+        for i in range(len(self.layers)):
+            qs, ks, vs = self.pre_attention(i, x, cos, sin)
+            x = self.post_attention(i, x, self.attend_cached(i, qs, ks, vs, cache, past))
             if keep is None:
                 continue
+            k_cache, v_cache = cache.k[i], cache.v[i]
             region_k = k_cache[:, :, start : past + q]
             rows = keep(i, region_k, qs)
             if rows is not None:
@@ -126,6 +119,40 @@ class TextEngine(nn.Module):
                 v_cache[:, :, start : start + kept] = v_cache[:, :, start : past + q][:, :, rows]
         cache.length = start + kept
         return x[:, -1], kept
+
+    # The three parts of a prefill layer. Split so that the parts without the cache can be captured as
+    # CUDA graphs at a padded length (prefill_graphs.py) while attention runs eagerly at the exact one.
+
+    def pre_attention(
+        self, i: int, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Layer i up to attention. x: [1, q, H] -> q: [1, H_q, q, D], k, v: [1, H_kv, q, D], RoPE applied."""
+        layer = self.layers[i]
+        return self._qkv(layer.self_attn, layer.input_layernorm(x), cos, sin)
+
+    def attend_cached(
+        self,
+        i: int,
+        qs: torch.Tensor,
+        ks: torch.Tensor,
+        vs: torch.Tensor,
+        cache: StaticKVCache,
+        past: int,
+    ) -> torch.Tensor:
+        """Write the chunk's K/V at cache rows [past, past + q) of layer i and attend over rows [0, past + q).
+        Returns [1, H_q, q, D]."""
+        q = qs.shape[2]
+        k_cache, v_cache = cache.k[i], cache.v[i]
+        k_cache[:, :, past : past + q] = ks
+        v_cache[:, :, past : past + q] = vs
+        return self._attend(qs, k_cache[:, :, : past + q], v_cache[:, :, : past + q], past)
+
+    def post_attention(self, i: int, x: torch.Tensor, attended: torch.Tensor) -> torch.Tensor:
+        """Layer i after attention. x: [1, q, H]; attended: [1, H_q, q, D] -> [1, q, H]."""
+        layer = self.layers[i]
+        b, q, _ = x.shape
+        x = x + layer.self_attn.o_proj(attended.transpose(1, 2).reshape(b, q, -1))
+        return x + layer.mlp(layer.post_attention_layernorm(x))
 
     def _qkv(
         self, attn: Any, h: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor
@@ -151,60 +178,6 @@ class TextEngine(nn.Module):
         k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
         mask = causal_lower_right(q.shape[2], k.shape[2])
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=self.scale)
-
-    def prefill_static(
-        self,
-        embeds: torch.Tensor,
-        positions: torch.Tensor,
-        past: torch.Tensor,
-        k: list[torch.Tensor],
-        v: list[torch.Tensor],
-        key_width: int,
-        keynorm: tuple[torch.Tensor, torch.Tensor] | None = None,
-    ) -> torch.Tensor:
-        """`prefill_chunk` at static shapes, for CUDA graphs: a chunk of Q tokens (padded at its end) written
-        at cache rows [past, past + Q), attending over the first `key_width` rows. A real row i sees rows up
-        to past + i, so padding never reaches it. embeds: [1, Q, H]; positions: [3, Q]; past: [1] int64;
-        keynorm: (row_kind [Q], n_kept [1]) of `keynorm_order`, which then reorders each layer's chunk rows,
-        kept ones first. Returns hidden states [1, Q, H]; the caller sets the cache's length."""
-        q = embeds.shape[1]
-        rows = past + torch.arange(q, device=embeds.device)  # [Q]: the chunk's cache slots
-        bias = self._chunk_bias(rows, key_width, embeds.dtype)
-        cos, sin = self.rope(positions, embeds.dtype)
-        x = embeds
-        for i, layer in enumerate(self.layers):
-            attn = layer.self_attn
-            qs, ks, vs = self._qkv(attn, layer.input_layernorm(x), cos, sin)
-            k[i].index_copy_(2, rows, ks)
-            v[i].index_copy_(2, rows, vs)
-            out = self._grouped_attend(qs, k[i][:, :, :key_width], v[i][:, :, :key_width], bias)
-            x = x + attn.o_proj(out.transpose(1, 2).reshape(1, q, -1))
-            x = x + layer.mlp(layer.post_attention_layernorm(x))
-            if keynorm is not None:
-                order = keynorm_order(ks, *keynorm)
-                k[i].index_copy_(2, rows, ks[:, :, order])
-                v[i].index_copy_(2, rows, vs[:, :, order])
-        return x
-
-    def _chunk_bias(self, rows: torch.Tensor, width: int, dtype: torch.dtype) -> torch.Tensor:
-        """Additive mask [G * Q, W] of `_grouped_attend`: query i sees key rows j <= rows[i]. Made once per
-        chunk (a boolean mask would be converted in every layer)."""
-        visible = torch.arange(width, device=rows.device)[None, :] <= rows[:, None]
-        bias = torch.zeros(visible.shape, dtype=dtype, device=rows.device).masked_fill_(~visible, -torch.inf)
-        return bias.repeat(self.n_heads // self.n_kv_heads, 1)
-
-    def _grouped_attend(
-        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor
-    ) -> torch.Tensor:
-        """q: [1, H_q, Q, D]; k, v: [1, H_kv, W, D]; bias: [G * Q, W] -> [1, H_q, Q, D]. The G query heads of
-        a KV head are stacked along the rows, so K/V are not repeated (SDPA's enable_gqa with a mask would
-        take the math kernel)."""
-        _, _, n, d = q.shape
-        g = self.n_heads // self.n_kv_heads
-        out = F.scaled_dot_product_attention(
-            q.reshape(1, self.n_kv_heads, g * n, d), k, v, attn_mask=bias, scale=self.scale
-        )
-        return out.view(1, self.n_heads, n, d)
 
     # ------------------------------------------------------------------ decode
 

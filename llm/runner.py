@@ -17,12 +17,13 @@ from typing import Any
 
 import torch
 
+from vidsight.devices import resolve_device, resolve_dtype
+
 from .config import LLMSettings
 from .decoding import CompiledStep, Decoder, resolve_mode
 from .engine import TextEngine
 from .errors import ModelLoadError
-from .kvcache import StaticKVCache
-from .prefill_graphs import Buckets, ChunkPrefill, resolve_prefill_mode
+from .prefill_graphs import ChunkPrefill, resolve_prefill_mode
 from .prompt import ContextEvent, Specials
 from .records import Answer
 from .session import Session, SessionParts
@@ -33,18 +34,6 @@ log = logging.getLogger(__name__)
 
 OPTION_LETTERS = "ABCDEFGHIJ"
 _OPTION_INSTRUCTION = "Answer with the option's letter from the given choices directly."
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
-def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
-    if name == "auto":
-        return torch.bfloat16 if device.type == "cuda" else torch.float32
-    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
 
 
 def load_model(settings: LLMSettings) -> Any:
@@ -82,6 +71,15 @@ class Runner:
             tokenizer = HFTokenizer(settings.model_id) if settings.model_id else OfflineTokenizer()
         self.tokenizer = tokenizer
         self.engine = TextEngine(self.model, attention=settings.attention)
+        self.prefill_mode = resolve_prefill_mode(settings.prefill_graphs, self.engine.device)
+        chunks = None
+        if self.prefill_mode != "none":
+            chunks = ChunkPrefill(
+                self.engine,
+                bucket_tokens=settings.prefill_bucket_tokens,
+                max_tokens=settings.prefill_graph_max_tokens,
+                use_graphs=self.prefill_mode == "cudagraph",
+            )
         vision = self.model.config.vision_config
         self._parts = SessionParts(
             engine=self.engine,
@@ -91,12 +89,11 @@ class Runner:
             tokens_per_second=float(vision.tokens_per_second),
             default_seconds_per_grid=float(vision.temporal_patch_size),  # at 1 fps sampling
             generator=torch.Generator(device=self.engine.device).manual_seed(settings.seed),
+            chunks=chunks,
         )
         self.decode_mode = resolve_mode(settings.compile_decode, self.engine.device)
-        self.prefill_mode = resolve_prefill_mode(settings.prefill_graphs, self.engine.device)
         self._compiled: CompiledStep | None = None
-        self._graph_pool: Any = None  # one memory pool for every prefill graph: turns run one at a time
-        self._pool: list[tuple[Decoder, ChunkPrefill | None]] = []
+        self._pool: list[Decoder] = []
         self._pool_lock = threading.Lock()  # sessions are opened and released from several threads
         self._lock = threading.Lock()  # one turn at a time on the model
 
@@ -111,52 +108,23 @@ class Runner:
     # and the pool hands one caller's cache to the next.
     @torch.inference_mode()
     def session(self, capacity: int | None = None) -> Session:
-        """A new conversation. Its cache (and captured decode and prefill graphs) comes from a pool when
-        one fits."""
+        """A new conversation. Its cache (and captured decode graph) comes from a pool when one fits."""
         capacity = capacity or self.settings.max_context_tokens
         with self._pool_lock:
-            slot = next((p for p in self._pool if p[0].cache.capacity == capacity), None)
-            if slot is not None:
-                self._pool.remove(slot)
-        if slot is not None:
-            slot[0].cache.reset()
+            decoder = next((d for d in self._pool if d.cache.capacity == capacity), None)
+            if decoder is not None:
+                self._pool.remove(decoder)
+        if decoder is not None:
+            decoder.cache.reset()
         else:
             decoder = self._new_decoder(capacity)
-            slot = (decoder, self._new_chunk_prefill(decoder.cache))
-        return Session(parts=self._parts, decoder=slot[0], chunks=slot[1], on_release=self._release)
+        return Session(parts=self._parts, decoder=decoder, on_release=self._release)
 
     @torch.inference_mode()
     def _release(self, session: Session) -> None:
         session.decoder.cache.reset()
         with self._pool_lock:
-            self._pool.append((session.decoder, session.chunks))
-
-    def _new_chunk_prefill(self, cache: StaticKVCache) -> ChunkPrefill | None:
-        s = self.settings
-        if self.prefill_mode == "none":
-            return None
-        use_graphs = self.prefill_mode == "cudagraph"
-        if use_graphs and self._graph_pool is None:
-            self._graph_pool = torch.cuda.graph_pool_handle()
-        buckets = Buckets(s.prefill_bucket_tokens, s.prefill_key_bucket_tokens, s.prefill_graph_max_tokens)
-        return ChunkPrefill(
-            self.engine,
-            cache,
-            buckets,
-            use_graphs=use_graphs,
-            max_graphs=s.prefill_max_graphs,
-            pool=self._graph_pool,
-        )
-
-    def prefill_graph_counts(self) -> dict[str, int]:
-        """Captures, replays and evictions of the prefill graphs of every pooled session cache."""
-        totals = {"captures": 0, "replays": 0, "evictions": 0}
-        with self._pool_lock:
-            for _, chunks in self._pool:
-                if chunks is not None:
-                    for key in totals:
-                        totals[key] += getattr(chunks.counts, key)
-        return totals
+            self._pool.append(session.decoder)
 
     def _new_decoder(self, capacity: int) -> Decoder:
         cache = self.engine.new_cache(capacity)
@@ -173,8 +141,18 @@ class Runner:
                 self.decode_mode = fallback
 
     def warmup(self) -> None:
-        """Compile and capture the decode step now rather than on the first question."""
+        """Compile and capture the decode step and the short-prefill graphs now rather than on the first
+        questions."""
         self.session().close()
+        if self._parts.chunks is not None:
+            self._parts.chunks.capture_all()
+
+    def prefill_graph_counts(self) -> dict[str, int]:
+        """Prefill buckets captured as CUDA graphs, and chunks the bucketed path prefilled."""
+        chunks = self._parts.chunks
+        if chunks is None:
+            return {"captured_buckets": 0, "chunks": 0}
+        return {"captured_buckets": chunks.counts.captured_buckets, "chunks": chunks.counts.chunks}
 
     # ------------------------------------------------------------------ answers
 

@@ -48,6 +48,7 @@ class SessionParts:
     tokens_per_second: float
     default_seconds_per_grid: float
     generator: torch.Generator | None = None
+    chunks: ChunkPrefill | None = None  # the runner's bucketed/graph prefill of short chunks, where enabled
 
 
 @dataclass
@@ -59,7 +60,6 @@ class Session:
     in_context: dict[str, ContextEvent] = field(default_factory=dict)
     seconds_per_grid: dict[str, float] = field(default_factory=dict)
     pending: list[int] = field(default_factory=list)  # sampled, not yet fed (the answer's last token)
-    chunks: ChunkPrefill | None = None  # the bucketed/graph prefill of short chunks, where enabled
     turns: int = 0
     visual_tokens: int = 0
     on_release: Callable[[Session], None] | None = None
@@ -129,9 +129,10 @@ class Session:
         is_last = b == len(layout)
         # SnapKV prunes the whole turn from the last group's queries: only the eager path has them
         needs_window = self.parts.settings.kv_prune == "snapkv" and is_last and layout.is_visual[:b].any()
-        if self.chunks is not None and not needs_window and self.chunks.accepts(b - a):
+        chunks = self.parts.chunks
+        if chunks is not None and not needs_window and chunks.accepts(b - a):
             is_visual, n_keep = self._keynorm_rows(layout, a, b) or (None, 0)
-            hidden = self.chunks.run(embeds, layout.positions[:, a:b], is_visual, n_keep)
+            hidden = chunks.run(embeds, layout.positions[:, a:b], self.cache, is_visual, n_keep)
             if hidden is not None:
                 stats.graphed_groups += 1
                 return hidden

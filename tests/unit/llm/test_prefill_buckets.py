@@ -1,5 +1,5 @@
-"""The bucketed prefill (the computation CUDA graphs replay), run eagerly on CPU in float32: padding a
-chunk to its bucket and widening its attention to the key bucket change neither the logits nor the cache."""
+"""The bucketed prefill (the pieces CUDA graphs replay, with attention in between), run without graphs on
+CPU in float32: padding a chunk to its bucket changes neither the logits nor the cache."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 from llm.prompt import ContextEvent
 from llm.pruning import keynorm_keep, keynorm_order
 
-BUCKETS = {"prefill_bucket_tokens": 16, "prefill_key_bucket_tokens": 64}
+BUCKETS = {"prefill_bucket_tokens": 16}
 
 
 def test_keynorm_order_puts_first_the_rows_keynorm_keep_keeps():
@@ -66,12 +66,18 @@ def test_long_groups_and_the_snapkv_window_take_the_eager_path(make_runner, make
     assert answer.graphed_groups == answer.prefill_groups - 1  # all but the last, whose queries prune
 
 
-def test_chunk_whose_padding_would_overflow_the_cache_is_prefilled_eagerly(make_runner, make_video):
+def test_padding_never_reaches_the_cache(make_runner, make_video):
+    """A turn that fills the cache to its last slot still takes the bucketed path: padded rows are
+    neither written nor attended."""
     event, _, _ = make_video(4, 0.5, seed=4)
-    runner = make_runner(prefill_graphs="bucketed", max_context_tokens=96, prefill_bucket_tokens=48)
-    with runner.session() as s:
-        first = s.ask("Where?", [ContextEvent.whole(event)], max_new_tokens=2)
-        before = s.cache.length
-        follow = s.ask("And?", [], max_new_tokens=2)
-    assert before + follow.prefill_tokens <= 96 < before + 48  # the turn fits, its padded bucket would not
-    assert first.graphed_groups == 1 and follow.graphed_groups == 0 and follow.generated_tokens == 2
+    probe = make_runner(prefill_graphs="none", kv_prune="none")
+    prompt_tokens = probe.answer("Where?", [ContextEvent.whole(event)], max_new_tokens=1).prefill_tokens
+    capacity = max(64, prompt_tokens)
+    runner = make_runner(
+        prefill_graphs="bucketed", kv_prune="none", max_context_tokens=capacity, prefill_bucket_tokens=256
+    )
+    with runner.session() as s, torch.inference_mode():  # the pooled cache is an inference tensor
+        s.cache.k[0].fill_(7.0)
+        logits, stats = s.prefill_turn("Where?", [ContextEvent.whole(event)])
+        assert stats.graphed_groups == 1 and torch.isfinite(logits).all()
+        assert (s.cache.k[0][:, :, s.cache.length :] == 7.0).all()  # no padded row written past the turn

@@ -1,0 +1,100 @@
+"""Prefill by piecewise CUDA graph replay equals eager prefill: logits, cache contents, key-norm pruning;
+graphs captured once per bucket serve later turns at other cache lengths."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from compressor.records import Event, EventStats
+from llm import ContextEvent, LLMSettings, Runner, load_model
+
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
+
+BUCKETS = {"prefill_bucket_tokens": 32, "prefill_graph_max_tokens": 256}
+
+
+def _event(d: int, event_id: str, t0: int, grids: int = 4, hw: tuple[int, int] = (4, 4)) -> Event:
+    rng = np.random.default_rng(t0)
+    h, w = hw
+    n = grids * h * w
+    t, hh, ww = np.meshgrid(np.arange(t0, t0 + grids), np.arange(h), np.arange(w), indexing="ij")
+    emb = np.ones(8, np.float32) / np.sqrt(8)
+    return Event(
+        event_id,
+        "cam",
+        2.0 * t0,
+        2.0 * (t0 + grids),
+        None,
+        None,
+        emb,
+        rng.standard_normal((n, d)).astype(np.float16),
+        np.stack([t.ravel(), hh.ravel(), ww.ravel()], 1).astype(np.int32),
+        np.ones(n, np.int32),
+        t0,
+        (t0 + np.arange(grids)) * 2.0,
+        hw,
+        EventStats(2 * grids, grids, n, n),
+    )
+
+
+def _turns(model, mode: str, **settings):
+    """A question over one event, a follow-up over a new one, then the same text-only follow-up twice
+    (same bucket, another cache length). Returns logits per turn, live K/V, prefill stats, graph counts."""
+    runner = Runner(
+        LLMSettings(device="cuda", prefill_graphs=mode, max_context_tokens=2048, **BUCKETS, **settings),
+        model=model,
+    )
+    d = model.config.text_config.hidden_size
+    first, second = _event(d, "a", 0), _event(d, "b", 10)
+    turns = [("What happens?", [first]), ("And then?", [second]), ("Why?", []), ("Why?", [])]
+    logits, answers = [], []
+    with runner.session() as s:
+        for question, events in turns:
+            lg, stats = s.prefill_turn(question, [ContextEvent.whole(e) for e in events])
+            logits.append(lg.float().cpu())
+            answers.append(stats)
+            list(s.generate(lg, 3))
+        n = s.cache.length
+        kv = [t[:, :, :n].float().cpu() for t in s.cache.k + s.cache.v]
+    return logits, kv, answers, runner.prefill_graph_counts()
+
+
+@pytest.mark.parametrize("prune", ["keynorm", "none"])
+def test_graph_prefill_equals_eager_prefill_float32(prune):
+    model = load_model(LLMSettings(device="cuda", dtype="float32"))
+    eager = _turns(model, "none", dtype="float32", kv_prune=prune, kv_group_grids=2)
+    graph = _turns(model, "cudagraph", dtype="float32", kv_prune=prune, kv_group_grids=2)
+    stats, counts = graph[2], graph[3]
+    assert all(s.graphed_groups == s.groups for s in stats)  # no silent fallback
+    assert counts["chunks"] == sum(s.groups for s in stats)
+    assert 0 < counts["captured_buckets"] < counts["chunks"]  # a bucket's graphs served several turns
+    assert len(graph[1][0][0, 0]) == len(eager[1][0][0, 0])  # same cache length
+    for mine, theirs in zip(graph[0] + graph[1], eager[0] + eager[1], strict=True):
+        torch.testing.assert_close(mine, theirs, atol=1e-4, rtol=1e-4)
+
+
+def test_graph_prefill_equals_eager_prefill_bf16():
+    """bf16 logits agree within bf16 tolerance. Unpruned: under key-norm pruning a last-bit difference in
+    a key may swap two near-equal norms at the keep boundary, so only the kept counts are compared."""
+    model = load_model(LLMSettings(device="cuda", dtype="bfloat16"))
+    eager = _turns(model, "none", kv_prune="none")
+    graph = _turns(model, "cudagraph", kv_prune="none")
+    assert all(s.graphed_groups == s.groups for s in graph[2])
+    for mine, theirs in zip(graph[0], eager[0], strict=True):
+        torch.testing.assert_close(mine, theirs, atol=5e-2, rtol=5e-2)
+    pruned = [_turns(model, mode, kv_prune="keynorm", kv_group_grids=2) for mode in ("none", "cudagraph")]
+    assert len(pruned[0][1][0][0, 0]) == len(pruned[1][1][0][0, 0])
+    assert all(torch.isfinite(lg).all() for lg in pruned[1][0])
+
+
+def test_warmup_captures_every_bucket_and_turns_capture_nothing_more():
+    model = load_model(LLMSettings(device="cuda", dtype="bfloat16"))
+    runner = Runner(LLMSettings(device="cuda", **BUCKETS), model=model)
+    runner.warmup()
+    assert runner.prefill_graph_counts()["captured_buckets"] == 256 // 32
+    event = _event(model.config.text_config.hidden_size, "a", 0)
+    answer = runner.answer("Where?", [ContextEvent.whole(event)], max_new_tokens=4)
+    assert answer.graphed_groups == answer.prefill_groups == 1 and answer.generated_tokens == 4
+    assert runner.prefill_graph_counts()["captured_buckets"] == 256 // 32
