@@ -119,7 +119,7 @@ class ChunkPrefill:
 
     @torch.inference_mode()  # no autograd records; buffers written in place in and out of inference mode
     def capture_all(self) -> None:
-        """Capture every bucket now (a few pieces' worth of GPU memory, ~1 s for a 7B)."""
+        """Capture every bucket now: per bucket, one eager pass and one capture per piece (layers + 1)."""
         if not self.use_graphs:
             return
         with self._lock:
