@@ -108,15 +108,42 @@ def recall(got: list[int], truth: np.ndarray) -> float:
     return len(set(got) & set(truth.tolist())) / max(1, min(10, truth.shape[0]))
 
 
-def exact_top10(x: np.ndarray, rows: np.ndarray | None, q: np.ndarray) -> np.ndarray:
-    """Event indices of the exact top 10 among rows (None: all)."""
-    if rows is not None and rows.shape[0] * 20 < x.shape[0]:
-        scores = x[rows] @ q  # a small subset: gather it
-        return rows[np.argsort(-scores)[:10]]
-    scores = x @ q  # a large one: score everything, then restrict
-    if rows is None:
-        return np.argsort(-scores)[:10]
-    return rows[np.argsort(-scores[rows])[:10]]
+def exact_top10(x: np.ndarray, queries: np.ndarray, subsets: list[np.ndarray | None]) -> list[np.ndarray]:
+    """Exact top-10 event indices per query among its subset (None: all events). Small subsets are
+    gathered; the rest share one chunked pass over x (the scan is memory-bound: one pass, not one
+    per query)."""
+    out: list[np.ndarray] = [np.empty(0, np.int64)] * len(queries)
+    big: list[int] = []
+    for i, rows in enumerate(subsets):
+        if rows is not None and rows.shape[0] * 20 < x.shape[0]:
+            out[i] = rows[np.argsort(-(x[rows] @ queries[i]))[:10]]
+        else:
+            big.append(i)
+    if not big:
+        return out
+    n = x.shape[0]
+    masks: dict[int, np.ndarray] = {}
+    for j, i in enumerate(big):
+        rows = subsets[i]
+        if rows is not None:
+            masks[j] = np.zeros(n, bool)
+            masks[j][rows] = True
+    best_scores = np.full((len(big), 10), -np.inf, np.float32)
+    best_rows = np.zeros((len(big), 10), np.int64)
+    for lo in range(0, n, 65_536):
+        hi = min(n, lo + 65_536)
+        scores = queries[big] @ x[lo:hi].T  # [queries, chunk]
+        for j, mask in masks.items():
+            scores[j, ~mask[lo:hi]] = -np.inf
+        all_scores = np.concatenate([best_scores, scores], axis=1)
+        all_rows = np.concatenate([best_rows, np.broadcast_to(np.arange(lo, hi), scores.shape)], axis=1)
+        keep = np.argpartition(-all_scores, 9, axis=1)[:, :10]
+        best_scores = np.take_along_axis(all_scores, keep, 1)
+        best_rows = np.take_along_axis(all_rows, keep, 1)
+    order = np.argsort(-best_scores, axis=1)
+    for j, i in enumerate(big):
+        out[i] = best_rows[j][order[j]][np.isfinite(best_scores[j][order[j]])]
+    return out
 
 
 def latency_summary(times_s: list[float], recalls: list[float]) -> dict[str, float]:
@@ -147,10 +174,9 @@ def _fid_to_row(bank: Any) -> Any:
     return lambda event_id: int(event_id[1:])
 
 
-def measure_search(bank: Any, x: np.ndarray, queries: np.ndarray) -> dict[str, float]:
-    # Ground truth first: a BLAS call between timed searches leaves its threads spinning on the
-    # cores the next search needs (10 ms p50 instead of 0.4 ms, measured).
-    truths = [exact_top10(x, None, q) for q in queries]
+def measure_search(bank: Any, queries: np.ndarray, truths: list[np.ndarray]) -> dict[str, float]:
+    """truths: computed before, not between timed searches: a BLAS call leaves its threads spinning
+    on the cores the next search needs (10 ms p50 instead of 0.4 ms, measured)."""
     times, found = [], []
     for q in queries[:20]:
         bank.search(q, k=10)  # warm-up
@@ -177,12 +203,9 @@ def filtered_requests(
 
 def filtered_truth(x: np.ndarray, streams: int, queries: np.ndarray, requests: list) -> tuple[list, float]:
     """Exact top-10 over each request's subset, and the mean subset size."""
-    truths, sizes = [], []
-    for q, (chosen, since, until) in zip(queries, requests, strict=False):
-        rows = filter_rows(x.shape[0], streams, chosen, since, until)
-        sizes.append(rows.shape[0])
-        truths.append(exact_top10(x, rows, q))
-    return truths, float(np.mean(sizes))
+    subsets = [filter_rows(x.shape[0], streams, chosen, since, until) for chosen, since, until in requests]
+    truths = exact_top10(x, queries[: len(requests)], list(subsets))
+    return truths, float(np.mean([r.shape[0] for r in subsets]))
 
 
 def measure_filtered(bank: Any, queries: np.ndarray, requests: list, truths: list, route: str | None) -> dict:
@@ -280,9 +303,10 @@ def _run(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
         health = bank.health().shards[0]
         yield {"phase": "inserted", "events": n, "insert_per_s": round(n / insert_s), "index": health.index}
 
-        plain = measure_search(bank, x, queries[20:])
+        truths = exact_top10(x, queries[20:], [None] * (len(queries) - 20))
+        plain = measure_search(bank, queries[20:], truths)
         yield {"phase": "search", **plain}
-        yield from ef_sweep(bank, x, queries[20:])
+        yield from ef_sweep(bank, queries[20:], truths)
         yield from compare_filters(bank, x, queries[20:], args, rng)
         requests = list(filtered_requests(n, args.streams, args.window, args.queries, rng))
         truths, matching = filtered_truth(x, args.streams, queries[20:], requests)
@@ -352,13 +376,12 @@ def _run(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
             shutil.rmtree(root, ignore_errors=True)
 
 
-def ef_sweep(bank: Any, x: np.ndarray, queries: np.ndarray) -> Iterator[dict[str, Any]]:
+def ef_sweep(bank: Any, queries: np.ndarray, truths: list[np.ndarray]) -> Iterator[dict[str, Any]]:
     """Unfiltered recall and latency of the shard's index at other beam widths (HNSW only)."""
     index = bank.writers[0].mem.index
     if index is None or index.kind != "hnsw":
         return
     default = index.hnsw
-    truths = [exact_top10(x, None, q) for q in queries]
     try:
         for ef in (32, 64, 96, 128, 192, 256):
             index.hnsw = dataclasses.replace(default, ef_search=ef)
