@@ -117,6 +117,7 @@ class Service:
             max_streams=self.api.max_streams,
             batch_frames=self.api.live_batch_frames,
             poll_s=self.api.live_poll_s,
+            ocr=self.text.shared_ocr() if self.api.text_channels and s.text.ocr.enabled else None,
         )
         self.jobs = VideoJobs(
             self.stages,

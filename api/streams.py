@@ -27,6 +27,7 @@ from typing import Any
 from compressor import CompressorSettings, Event
 from ingest import Frame
 from ingest.config import IngestSettings
+from vidsight.live_text import LiveText
 from vidsight.processing import StreamProcessor
 
 from .errors import ConflictError, NotFoundError, UnavailableError
@@ -75,6 +76,7 @@ class LiveStream:
         fps: float | None,
         batch_frames: int,
         poll_s: float,
+        screen_text: Any | None = None,
     ) -> None:
         self.stream_id = stream_id
         self.uri = uri
@@ -85,6 +87,7 @@ class LiveStream:
         self._sink = sink
         self._batch_frames = batch_frames
         self._poll_s = poll_s
+        self._screen_text = screen_text  # vidsight.live_text.LiveText: OCR of what the camera shows
         self._index_base = int(self.created_s * 1000)
         self._lock = threading.Lock()
         self._stats = StreamStats()
@@ -134,6 +137,8 @@ class LiveStream:
 
     def _process(self, frames: list[Frame]) -> None:
         frames = [dataclasses.replace(f, index=f.index + self._index_base) for f in frames]
+        if self._screen_text is not None:
+            self._screen_text.observe(frames)
         events = self._processor.process(frames)
         self._emit(events)
         now_wall, now = time.time(), time.monotonic()
@@ -155,6 +160,8 @@ class LiveStream:
 
     def _emit(self, events: list[Event]) -> None:
         for event in events:
+            if self._screen_text is not None:
+                event = self._screen_text.attach(event)
             self._sink(event)
             with self._lock:
                 self._stats.events += 1
@@ -239,8 +246,10 @@ class StreamManager:
         max_streams: int,
         batch_frames: int,
         poll_s: float,
+        ocr: Any | None = None,
     ) -> None:
         self.stages = stages
+        self.ocr = ocr  # encoder.text.SlideOCR shared by the streams, or None: no screen text
         self.ingest = ingest
         self.compressor = compressor
         self.sink = sink
@@ -270,6 +279,7 @@ class StreamManager:
                 fps=rate,
                 batch_frames=self.batch_frames,
                 poll_s=self.poll_s,
+                screen_text=None if self.ocr is None else LiveText(self.ocr, stream_id),
             )
         except BaseException:
             with self._lock:

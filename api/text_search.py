@@ -64,6 +64,15 @@ class TextStore:
         self.folder = Path(data_dir) / TEXT_INDEX_DIR
         self.embedder = TextEmbedder(text_settings.index)
         self.index = LockedIndex(TextIndex(self.folder, self.embedder.dim))
+        self._ocr: Any = None
+
+    def shared_ocr(self) -> Any:
+        """One OCR model for every live stream's screen text (it loads on first use)."""
+        if self._ocr is None:
+            from encoder.text import SlideOCR
+
+            self._ocr = SlideOCR(self.settings.ocr)
+        return self._ocr
 
     def for_job(self) -> JobText | None:
         if not self.extract_in_jobs:

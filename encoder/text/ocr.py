@@ -121,6 +121,13 @@ class SlideTracker:
         }
         return closed
 
+    @property
+    def showing(self) -> tuple[float, str] | None:
+        """(start pts, text) of the slide on screen now, or None before the first frame."""
+        if self._open is None:
+            return None
+        return self._open["start"], "\n".join(line.text for line in self._open["lines"])
+
     def _changed(self, thumb: np.ndarray, last: np.ndarray) -> bool:
         return float(np.mean(np.abs(thumb - last) > self._level)) > self._fraction
 
