@@ -97,13 +97,15 @@ def _blob(event: Event) -> bytes | None:
 
 
 def _meta(event: Event) -> str:
-    meta = {
-        "stats": {name: getattr(event.stats, name) for name in _STAT_FIELDS},
-        "grid_t0": int(event.grid_t0),
-        "grid_hw": [int(event.grid_hw[0]), int(event.grid_hw[1])],
-        "tokens_shape": [int(event.tokens.shape[0]), int(event.tokens.shape[1])],
-        "text": event.text,
+    """Compact JSON (it is kept in memory per event): zero stats and empty text are left out."""
+    stats = {name: value for name in _STAT_FIELDS if (value := getattr(event.stats, name))}
+    meta: dict[str, Any] = {
+        "stats": stats,
+        "grid": [int(event.grid_t0), int(event.grid_hw[0]), int(event.grid_hw[1])],
+        "tokens": [int(event.tokens.shape[0]), int(event.tokens.shape[1])],
     }
+    if event.text:
+        meta["text"] = event.text
     return json.dumps(meta, separators=(",", ":"))
 
 
@@ -138,7 +140,8 @@ def row_from_log(meta: dict[str, Any]) -> EventRow:
 
 
 def redis_fields(row: EventRow, shard: int, thumbnail_path: str | None) -> dict[str, str]:
-    """The event's Redis hash. `meta` is the JSON of stats, grid, text and token shape."""
+    """The event's Redis hash. `meta` is compact JSON: {"stats": {non-zero EventStats fields},
+    "grid": [grid_t0, h, w], "tokens": [N, D_llm], "text": ... (when not empty)}."""
     fields = {
         "event_id": row.event_id,
         "stream_id": row.stream_id,
@@ -163,8 +166,10 @@ def to_event(
     row: EventRow, vector: np.ndarray, arrays: dict[str, np.ndarray], thumbnails: list[bytes]
 ) -> Event:
     meta = json.loads(row.meta)
-    n, d_llm = meta["tokens_shape"]
-    stats = EventStats(**{k: v for k, v in meta["stats"].items() if k in _STAT_FIELDS})
+    n, d_llm = meta["tokens"]
+    grid_t0, grid_h, grid_w = meta["grid"]
+    defaults = {f.name: 0 for f in dataclasses.fields(EventStats) if f.default is dataclasses.MISSING}
+    stats = EventStats(**{**defaults, **{k: v for k, v in meta["stats"].items() if k in _STAT_FIELDS}})
     extra = {}
     if "grid_embeddings" in arrays:
         extra["grid_embeddings"] = arrays["grid_embeddings"]
@@ -179,11 +184,11 @@ def to_event(
         tokens=arrays.get("tokens", np.zeros((n, d_llm), np.float16)),
         positions=arrays.get("positions", np.zeros((n, 3), np.int32)),
         counts=arrays.get("counts", np.zeros(n, np.int32)),
-        grid_t0=meta["grid_t0"],
+        grid_t0=grid_t0,
         grid_pts_s=arrays.get("grid_pts_s", np.zeros(0, np.float64)),
-        grid_hw=tuple(meta["grid_hw"]),
+        grid_hw=(grid_h, grid_w),
         stats=stats,
         thumbnails=thumbnails,
-        text=meta["text"],
+        text=meta.get("text", ""),
         **extra,
     )

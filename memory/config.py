@@ -57,7 +57,7 @@ class MemorySettings(BaseModel):
 
     # Durability.
     snapshot_every_events: int = Field(
-        20_000,
+        10_000,
         ge=1,
         le=100_000_000,
         description="Snapshot after this many log records: bounds the replay after a crash (replaying "

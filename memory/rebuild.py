@@ -60,3 +60,39 @@ class IndexRebuild:
             log.exception("index rebuild (%s over %d events) failed", self.kind, fids.shape[0])
             index = None
         finish(self, index)
+
+
+class CatchUp:
+    """After recovery: insert the side index's events into a copy of the main index in the
+    background, then `finish(job, grown)` swaps it in (the writer adds what came meanwhile)."""
+
+    def __init__(self, mem: ShardMemory, finish: Callable[[CatchUp, EventIndex | None], None]) -> None:
+        base, fids, vectors = mem.catch_up_start()
+        self.events = int(fids.shape[0])
+        self.upto_fid = int(fids.max()) if fids.shape[0] else -1
+        self._thread = threading.Thread(
+            target=self._run, args=(base, fids, vectors, finish), name="memory-catch-up", daemon=True
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def record_add(self, fids: np.ndarray, vectors: np.ndarray) -> None:
+        """Nothing to record: while the side index exists, new events go there."""
+
+    def record_remove(self, fids: np.ndarray) -> None:
+        """Nothing to record: the swap keeps only live events."""
+
+    def join(self, timeout_s: float) -> None:
+        if self._thread.is_alive():
+            self._thread.join(timeout_s)
+
+    def _run(self, base: EventIndex, fids: np.ndarray, vectors: np.ndarray, finish: Callable) -> None:
+        try:
+            grown: EventIndex | None = base.clone()
+            assert grown is not None
+            grown.add(fids, vectors)
+        except Exception:
+            log.exception("catching the index up with %d replayed events failed", fids.shape[0])
+            grown = None
+        finish(self, grown)

@@ -1,5 +1,7 @@
 """Opening a shard: its newest complete snapshot, then the log records after it.
 
+Replayed events go to an exact side index, searchable at once; the writer then inserts them into
+a copy of the HNSW index in the background (inserting is as slow as it was the first time).
 Replay is idempotent: an ADD whose event id the shard already holds is skipped (so every
 acknowledged event comes back exactly once), a DELETE of an unknown event only removes files that
 may have survived the crash, a PIN sets a flag. Redis changes the log holds are queued for Redis,
@@ -84,9 +86,9 @@ def _replay(got: Recovered, wal: ReplayLog, blobs: BlobStore, sync: RedisSync, r
     vectors: list[np.ndarray] = []
     batch_ids: set[str] = set()
 
-    def flush() -> None:  # adds go to the index in one batch (FAISS builds HNSW in parallel)
+    def flush() -> None:  # to the side index: HNSW inserts happen after the shard has opened
         if rows:
-            mem.add(rows, np.stack(vectors))
+            mem.add(rows, np.stack(vectors), defer=True)
             rows.clear()
             vectors.clear()
             batch_ids.clear()

@@ -49,6 +49,9 @@ class ShardMemory:
         self.parts: dict[str, StreamPartition] = {}
         self.fid_of: dict[str, int] = {}  # event id -> event number
         self.stream_of: dict[int, str] = {}  # event number -> stream id
+        # Events logged after the snapshot, kept in an exact side index while a background job
+        # inserts them into a copy of the HNSW index (so reopening does not wait for HNSW inserts).
+        self.pending: EventIndex | None = None
 
     def _kind_for(self, live: int) -> IndexKind:
         return choose_kind(self.policy.requested, live, self.policy.exact_max_events)
@@ -76,9 +79,12 @@ class ShardMemory:
         self.index = EventIndex(dim, self._kind_for(0), self.policy.hnsw)
 
     # --- changes ---------------------------------------------------------------------------------
-    def add(self, rows: Sequence[EventRow], vectors: np.ndarray) -> None:
-        """rows in ascending fid order, not yet held; vectors: [n, D] float32 unit norm."""
+    def add(self, rows: Sequence[EventRow], vectors: np.ndarray, defer: bool = False) -> None:
+        """rows in ascending fid order, not yet held; vectors: [n, D] float32 unit norm. defer: put
+        them in the side index (recovery's log tail) when the main index is HNSW."""
         assert self.index is not None and self.dim is not None
+        if defer and self.index.kind == "hnsw" and self.pending is None:
+            self.pending = EventIndex(self.dim, "flat", self.policy.hnsw)
         for row, vector in zip(rows, vectors, strict=True):
             part = self.parts.get(row.stream_id)
             if part is None:
@@ -86,7 +92,8 @@ class ShardMemory:
             part.append(row, vector)
             self.fid_of[row.event_id] = row.fid
             self.stream_of[row.fid] = row.stream_id
-        self.index.add(np.fromiter((r.fid for r in rows), np.int64, len(rows)), vectors)
+        target = self.pending if self.pending is not None else self.index
+        target.add(np.fromiter((r.fid for r in rows), np.int64, len(rows)), vectors)
 
     def locate(self, event_id: str) -> tuple[StreamPartition, int] | None:
         fid = self.fid_of.get(event_id)
@@ -109,7 +116,9 @@ class ShardMemory:
             del self.parts[part.stream_id]
         del self.fid_of[event_id], self.stream_of[row.fid]
         assert self.index is not None
-        self.index.remove(np.array([row.fid], np.int64))
+        for index in (self.index, self.pending):
+            if index is not None:
+                index.remove(np.array([row.fid], np.int64))
         return row
 
     def set_pinned(self, event_id: str, pinned: bool) -> EventRow | None:
@@ -123,8 +132,8 @@ class ShardMemory:
     # --- index rebuilds ----------------------------------------------------------------------------
     def wanted_rebuild(self) -> IndexKind | None:
         """The kind a rebuild should make now (kind change under auto, or too many tombstones)."""
-        if self.index is None:
-            return None
+        if self.index is None or self.pending is not None:
+            return None  # the catch-up comes first
         live = self.index.live
         kind = self.index.kind
         if self.policy.requested == "auto":
@@ -135,6 +144,23 @@ class ShardMemory:
         if self.index.dead and self.index.dead_fraction >= self.policy.compact_dead_fraction:
             return kind
         return None
+
+    def catch_up_start(self) -> tuple[EventIndex, np.ndarray, np.ndarray]:
+        """(main index, fids, vectors copies) of the side index now. The main index stays unchanged
+        while a side index exists (adds go to the side), so a copy of it can grow meanwhile."""
+        assert self.index is not None and self.pending is not None
+        return self.index, self.pending.ids.copy(), self.pending.storage_view().copy()
+
+    def catch_up_finish(self, grown: EventIndex, upto_fid: int) -> None:
+        """Swap in `grown` (main index + side events up to upto_fid): add what came later, drop
+        what was deleted meanwhile, forget the side index. Call under the write lock."""
+        assert self.pending is not None
+        later = self.pending.ids > upto_fid
+        if later.any():
+            grown.add(self.pending.ids[later], self.pending.storage_view()[later].copy())
+        live = np.fromiter(self.stream_of, np.int64, len(self.stream_of))
+        grown.set_alive(grown.ids, np.isin(grown.ids, live))
+        self.index, self.pending = grown, None
 
     def live_vectors(self) -> tuple[np.ndarray, np.ndarray]:
         """(fids [n] int64, vectors [n, D] float32 copies) of every live event."""
@@ -168,7 +194,7 @@ class ShardMemory:
         if self.index is None or self.live == 0:
             return (*empty, "empty")
         if streams is None and since is None and until is None and route is None:
-            return (*self.index.search(query, k), self.index.kind)
+            return (*self._with_pending(self.index.search(query, k), query, k, None), self.index.kind)
         names = (
             list(self.parts) if streams is None else [s for s in dict.fromkeys(streams) if s in self.parts]
         )
@@ -183,10 +209,24 @@ class ShardMemory:
             scores = np.concatenate([r[0] for r in results])
             fids = np.concatenate([r[1] for r in results])
             return (*top_k(scores, fids, k), route)
-        allowed = self._allowed(names, since, until)
+        allowed = self._allowed(self.index, names, since, until)
         if route == "selector_exact":
-            return (*self.index.search_exact(query, k, allowed), route)
-        return (*self.index.search(query, k, allowed, matching / max(self.index.live, 1)), route)
+            found = self.index.search_exact(query, k, allowed)
+        else:
+            found = self.index.search(query, k, allowed, matching / max(self.index.live, 1))
+        return (*self._with_pending(found, query, k, (names, since, until)), route)
+
+    def _with_pending(
+        self, found: tuple[np.ndarray, np.ndarray], query: np.ndarray, k: int, where: tuple | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Merge in the side index's exact results (while a catch-up runs)."""
+        if self.pending is None or self.pending.live == 0:
+            return found
+        allowed = None if where is None else self._allowed(self.pending, *where)
+        extra = (
+            self.pending.search(query, k) if allowed is None else self.pending.search_exact(query, k, allowed)
+        )
+        return top_k(np.concatenate([found[0], extra[0]]), np.concatenate([found[1], extra[1]]), k)
 
     def exact_filter_limit(self) -> int:
         """Largest filter searched exactly. Exact costs ~ matching events (memory-bound scans); HNSW
@@ -195,15 +235,16 @@ class ShardMemory:
             return self.policy.filtered_exact_max
         return int(math.sqrt(8 * max(self.live, 1) * self.policy.hnsw.ef_search))
 
-    def _allowed(self, names: list[str], since: float | None, until: float | None) -> np.ndarray:
-        """[ntotal] bool over index positions: the events the filter matches."""
-        assert self.index is not None
-        allowed = np.zeros(self.index.ntotal, dtype=bool)
+    def _allowed(
+        self, index: EventIndex, names: list[str], since: float | None, until: float | None
+    ) -> np.ndarray:
+        """[ntotal] bool over the index's positions: the events the filter matches."""
+        allowed = np.zeros(index.ntotal, dtype=bool)
         for s in names:
             part = self.parts[s]
             lo, hi, mask = part.window(since, until)
             fids = part.cols["fid"][lo:hi] if mask is None else part.cols["fid"][lo:hi][mask]
-            pos = self.index.positions_of(fids)
+            pos = index.positions_of(fids)
             allowed[pos[pos >= 0]] = True
         return allowed
 

@@ -148,6 +148,23 @@ class EventIndex:
         keep = pos[0] >= 0
         return scores[0][keep], self.ids[pos[0][keep]]
 
+    def clone(self) -> EventIndex:
+        """A deep copy (same generation: its rows only grow from here, like the original's)."""
+        faiss = _faiss()
+        twin = EventIndex(self.dim, self.kind, self.hnsw)
+        twin._index = faiss.clone_index(self._index)
+        if self.kind == "hnsw":
+            twin._index.hnsw.efSearch = self.hnsw.ef_search
+        twin.generation = self.generation
+        twin.set_alive(self.ids.copy(), self._alive.copy())
+        return twin
+
+    def set_alive(self, ids: np.ndarray, alive: np.ndarray) -> None:
+        """Replace the row ids and the live mask (rows must match the FAISS index)."""
+        self.ids, self._alive = ids, alive
+        self.dead = int((~alive).sum())
+        self._alive_bits = pack_mask(alive) if self.dead else None
+
     def live_ids(self) -> np.ndarray:
         return self.ids[self._alive]
 
@@ -177,8 +194,16 @@ class EventIndex:
         """An index from its parts: the graph file (None: flat) and its storage rows in order."""
         faiss = _faiss()
         storage = faiss.IndexFlatIP(dim)
+        total = sum(int(c.shape[0]) for c in vector_chunks)
+        # One allocation, filled in place: adding chunk by chunk regrows (and copies) the buffer.
+        storage.codes.resize(total * dim * 4)
+        buffer = faiss.rev_swig_ptr(storage.codes.data(), total * dim * 4) if total else None
+        offset = 0
         for chunk in vector_chunks:
-            storage.add(np.ascontiguousarray(chunk, dtype=np.float32))
+            raw = np.ascontiguousarray(chunk, dtype=np.float32).view(np.uint8).reshape(-1)
+            buffer[offset : offset + raw.shape[0]] = raw  # type: ignore[index]
+            offset += raw.shape[0]
+        storage.ntotal = total
         self = cls(dim, "flat" if graph is None else "hnsw", hnsw)
         self.generation = generation
         if graph is not None:

@@ -33,7 +33,7 @@ from .config import MemorySettings
 from .errors import DiskFullError, MemoryBankError, StoreUnavailableError, UnknownEventError
 from .partitions import EventRow
 from .reader import ShardReader
-from .rebuild import IndexRebuild
+from .rebuild import CatchUp, IndexRebuild
 from .records import Ack, ShardHealth
 from .recovery import recover_shard
 from .redis_store import RedisOp, RedisStore
@@ -70,7 +70,7 @@ class MemoryWriter(ShardReader):
         self._rw = ReadWriteLock()
         self._closed = False
         self.owns_redis = False  # open_writer: close() closes the Redis connection too
-        self._rebuild: IndexRebuild | None = None
+        self._rebuild: IndexRebuild | CatchUp | None = None
         self._last_snapshot_s = time.monotonic()
         self.last_error = ""
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -104,6 +104,8 @@ class MemoryWriter(ShardReader):
         self._stop = threading.Event()
         self._maintainer: threading.Thread | None = None
         with self._mutate:
+            if self.mem.pending is not None:
+                self._start_catch_up()
             self._flush_redis()
             self._after_change()
         if maintenance and settings.maintenance_interval_s > 0:
@@ -280,6 +282,8 @@ class MemoryWriter(ShardReader):
 
     # --- maintenance -------------------------------------------------------------------------------
     def _after_change(self) -> None:
+        if self.mem.pending is not None:
+            return  # a snapshot needs every event in the main index: after the catch-up
         due = self.lsn - self.snapshot_lsn >= self.settings.snapshot_every_events or (
             self.lsn > self.snapshot_lsn
             and time.monotonic() - self._last_snapshot_s >= self.settings.snapshot_interval_s
@@ -297,6 +301,8 @@ class MemoryWriter(ShardReader):
             return self._snapshot()
 
     def _snapshot(self) -> Path | None:
+        if self.mem.pending is not None:
+            return None  # the catch-up is still inserting replayed events; the log keeps them
         if self.lsn == self.snapshot_lsn and latest_snapshot(self.directory / "snapshots") is not None:
             return None
         with self._rw.read():
@@ -335,8 +341,29 @@ class MemoryWriter(ShardReader):
                     self.mem.index = index
             self._rebuild = None
 
+    def _start_catch_up(self) -> None:
+        job = CatchUp(self.mem, self._finish_catch_up)
+        self._rebuild = job
+        log.info(
+            "shard %d: inserting %d replayed events into the index in the background", self.shard, job.events
+        )
+        job.start()
+
+    def _finish_catch_up(self, job: CatchUp, grown: EventIndex | None) -> None:
+        with self._mutate:
+            if grown is None:
+                self.last_error = (
+                    "catching the index up failed (see the log); searches stay exact on the log tail"
+                )
+            elif not self._closed:
+                with self._rw.write():
+                    self.mem.catch_up_finish(grown, job.upto_fid)
+            self._rebuild = None
+            if not self._closed:
+                self._after_change()
+
     def wait_for_rebuild(self, timeout_s: float = 600.0) -> None:
-        """Block until a running index rebuild has been swapped in (tests, benchmarks)."""
+        """Block until a running index rebuild or catch-up has been swapped in (tests, benchmarks)."""
         rebuild = self._rebuild
         if rebuild is not None:
             rebuild.join(timeout_s)

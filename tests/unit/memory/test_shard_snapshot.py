@@ -89,3 +89,30 @@ def test_auto_policy_asks_for_hnsw_past_the_threshold_and_for_compaction():
     for i in range(4, 6):
         mem.remove(f"e{i}")
     assert mem.wanted_rebuild() == "flat"  # 5 live: back to exact (at most half the threshold)
+
+
+def test_deferred_events_are_searchable_on_every_route_and_survive_the_catch_up():
+    mem = ShardMemory(16, _policy(filtered_exact_max=10_000))
+    _fill(mem, 300, streams=3, dim=16)
+    rng = np.random.default_rng(7)
+    tail_x = unit_rows(rng, 50, 16)
+    tail = [_row(300 + i, f"s{i % 3}") for i in range(50)]
+    mem.add(tail, tail_x, defer=True)
+    assert mem.pending is not None and mem.index.ntotal == 300
+    base, fids, vectors = mem.catch_up_start()
+    mem.remove("e310")  # deleted while catching up
+    late_x = unit_rows(rng, 5, 16)
+    mem.add([_row(350 + i, "s0") for i in range(5)], late_x)  # arrives while catching up: to the side
+    for route in (None, "selector", "selector_exact"):
+        streams = None if route is None else ["s0", "s1", "s2"]
+        _, got, _ = mem.search(tail_x[3], 3, streams, None, None, route=route)
+        assert got[0] == 303, route
+        assert 310 not in mem.search(tail_x[10], 5, streams, None, None, route=route)[1].tolist()
+    grown = base.clone()
+    grown.add(fids, vectors)
+    mem.catch_up_finish(grown, int(fids.max()))
+    assert mem.pending is None and mem.index.live == 354 and mem.index.ntotal == 355
+    assert mem.search(tail_x[3], 1, None, None, None)[1].tolist() == [303]
+    assert mem.search(late_x[2], 1, None, None, None)[1].tolist() == [352]
+    assert 310 not in mem.search(tail_x[10], 5, None, None, None)[1].tolist()
+    assert mem.wanted_rebuild() is None
