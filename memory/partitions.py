@@ -140,16 +140,19 @@ class StreamPartition:
         self,
         n: int,
         cols: dict[str, np.ndarray],
-        vectors: np.ndarray | None,
+        store: np.ndarray | None,
+        positions: np.ndarray | None,
         event_ids: list[str],
         meta: list[str],
     ) -> None:
-        """Fill an empty partition from a snapshot's live rows (in fid order)."""
-        self._reserve(n)
+        """Fill an empty partition from a snapshot's live rows (in fid order); vectors are copied
+        straight from the index's storage rows `positions`. A quarter of headroom keeps the first
+        events after a restart from regrowing (copying) every partition at once."""
+        self._reserve(n + max(64, n // 4))
         for name in COLUMNS:
             self.cols[name][:n] = cols[name]
-        if vectors is not None:
-            self.vectors[:n] = vectors
+        if store is not None and positions is not None:
+            np.take(store, positions, axis=0, out=self.vectors[:n])
         self.event_ids, self.meta, self.n, self.dead = list(event_ids), list(meta), n, 0
         t0 = self.col("t0")
         self.is_time_sorted = bool(np.all(t0[1:] >= t0[:-1])) if n > 1 else True

@@ -147,18 +147,18 @@ def _partitions(
         rows = np.flatnonzero(codes == code)
         part = StreamPartition(name, dim or 0)
         fids = cols["fid"][rows]
-        vectors = None
+        pos = None
         if store is not None and index is not None:
             pos = index.positions_of(fids)
             if (pos < 0).any():
                 raise CorruptStoreError(
                     f"snapshot: {int((pos < 0).sum())} events of {name!r} missing from the index"
                 )
-            vectors = store[pos]
         part.load(
             rows.shape[0],
             {c: cols[c][rows] for c in COLUMNS},
-            vectors,
+            store,
+            pos,
             [ids[i] for i in rows.tolist()],
             [meta[i] for i in rows.tolist()],
         )
