@@ -246,14 +246,15 @@ class MemoryBank:
         state = "ok" if redis.state == "ok" and not pending else "degraded"
         return BankHealth(state, redis, [w.health() for w in self.writers])
 
-    def close(self, snapshot: bool = True) -> None:
-        """Idempotent. snapshot=False leaves recovery to the log (as a crash would)."""
+    def close(self, snapshot: bool = True, keep_redis: bool = False) -> None:
+        """Idempotent. snapshot=False leaves recovery to the log and keep_redis=True leaves the
+        embedded Redis running: both together leave the disk as a kill -9 would."""
         if getattr(self, "_closed", False):
             return
         self._closed = True
         for writer in self.writers:
             writer.close(snapshot=snapshot)
-        self.redis.close()
+        self.redis.close(keep_server=keep_redis)
 
     def __enter__(self) -> MemoryBank:
         return self

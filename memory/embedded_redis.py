@@ -112,6 +112,12 @@ class EmbeddedRedis:
             server.cleanupregistry = False
             server.connection_pool.disconnect()
 
+    def detach(self) -> None:
+        """Let go of the server without stopping it (as a crash of this process would)."""
+        with self._lock:
+            server, self._server = self._server, None
+            self._forget(server)
+
     def close(self) -> None:
         """Shut the server down (it saves its data) unless other processes still use it."""
         with self._lock:

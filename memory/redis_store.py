@@ -293,13 +293,17 @@ class RedisStore:
         )
         return {sid: json.loads(v) for sid, v in raw.items()}
 
-    def close(self) -> None:
+    def close(self, keep_server: bool = False) -> None:
+        """keep_server: leave the embedded server running (it outlives a crash the same way)."""
         try:
             for client in (self._client, *self._followers.values()):
                 client.close()
         finally:
             if self._embedded is not None:
-                self._embedded.close()
+                if keep_server:
+                    self._embedded.detach()
+                else:
+                    self._embedded.close()
 
 
 def _entry(entry_id: str, data: dict[str, str]) -> StreamEntry:
