@@ -1,9 +1,12 @@
-"""`vidsight search TEXT [--stream ID] [--since S] [--until S] [--k N] [--json]`: find events by meaning.
+"""`vidsight search TEXT [--stream ID] [--since S] [--until S] [--k N] [--channel C] [--json]`.
 
 The text is embedded by the retrieval encoder (settings.encoder) and matched against the memory
 bank's event embeddings, optionally filtered to streams and a window on each stream's clock
-(presentation seconds for files, Unix seconds for live streams; see memory.records). Prints each
-hit's stream, time range, score and thumbnail path, best first.
+(presentation seconds for files, Unix seconds for live streams; see memory.records). Where
+`vidsight ingest` also wrote the text channels (`<data_dir>/text`: slide OCR and speech), the
+visual hits are fused with keyword and MiniLM hits over that text (memory.hybrid, the same search
+the API runs); `--channel visual|ocr|speech` narrows it. Prints each hit's stream, time range,
+score, channel, snippet and thumbnail path, best first.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from typing import Any
 
 from vidsight.settings import Settings
 
+CHANNELS = ("visual", "ocr", "speech")
+
 
 def add_parser(subparsers: Any) -> None:
     p = subparsers.add_parser("search", help="find events in memory that match a text")
@@ -25,6 +30,13 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--since", default=None, help="window start: '90', '1:30', an ISO time or '15m ago'")
     p.add_argument("--until", default=None, help="window end, same forms as --since")
     p.add_argument("--k", type=int, default=10, help="how many events (1-1000)")
+    p.add_argument(
+        "--channel",
+        action="append",
+        choices=CHANNELS,
+        default=None,
+        help="only hits through this channel (repeatable; default: all that exist)",
+    )
     p.add_argument("--json", action="store_true", help="one JSON object per hit, then a summary")
     p.set_defaults(handler=run)
 
@@ -44,35 +56,70 @@ def _clock(seconds: float) -> str:
 
 
 def search_memory(
-    text: str, *, bank: Any, retrieval: Any, args: argparse.Namespace
+    text: str, *, bank: Any, retrieval: Any, args: argparse.Namespace, text_store: Any = None
 ) -> tuple[list[Any], dict]:
-    """(hits, timings). Raises the bank's and the encoder's errors."""
+    """(hits, timings). text_store: an api.text_search.TextStore to fuse with, or None (visual
+    only). Raises the bank's, the encoder's and the text index's errors."""
+    from api.questions import Scope
     from memory import parse_time
 
     now = time.time()
     since = parse_time(args.since, now) if args.since is not None else None
     until = parse_time(args.until, now) if args.until is not None else None
+    channels = getattr(args, "channel", None)
     started = time.perf_counter()
     query = retrieval.embed_texts([text])[0]
     embedded = time.perf_counter()
-    hits = bank.search(query, args.k, args.stream, since, until)
+    if bank.events == 0:
+        hits = []  # an empty bank has no dimension yet to check the query against
+    else:
+        hits = bank.search(query, args.k, args.stream, since, until)
+    searched = time.perf_counter()
+    if text_store is not None:
+        hits = text_store.search(text, hits, Scope(args.stream, since, until), args.k, channels)
+    elif channels is not None and "visual" not in channels:
+        hits = []
     done = time.perf_counter()
     return hits, {
         "embed_ms": round((embedded - started) * 1000, 2),
-        "search_ms": round((done - embedded) * 1000, 2),
+        "search_ms": round((searched - embedded) * 1000, 2),
+        "text_ms": round((done - searched) * 1000, 2),
+        "channels": list(channels or CHANNELS if text_store is not None else ["visual"]),
     }
+
+
+def _open_text_store(settings: Settings) -> Any:
+    """The text channels' index when `vidsight ingest` wrote one (and the text extras are
+    installed), else None: search is visual only."""
+    from pathlib import Path
+
+    from vidsight.recorded import TEXT_INDEX_DIR
+
+    if not (Path(settings.data_dir) / TEXT_INDEX_DIR).is_dir():
+        return None
+    try:
+        from api.text_search import TextStore
+
+        return TextStore(settings.text, Path(settings.data_dir), extract_in_jobs=False)
+    except ImportError as exc:
+        print(f"vidsight search: text channels skipped ({exc}); visual only", file=sys.stderr)
+        return None
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from encoder import EncoderError, RetrievalEncoder
     from memory import MemoryBank, MemoryBankError
+    from memory.text_index import TextIndexError
 
     bank = None
     try:
         bank = MemoryBank(settings.memory, data_dir=settings.data_dir, redis_url=settings.redis_url)
         retrieval = RetrievalEncoder.from_settings(settings.encoder)
-        hits, timings = search_memory(args.text, bank=bank, retrieval=retrieval, args=args)
-    except (MemoryBankError, EncoderError, ValueError, OSError) as exc:
+        text_store = _open_text_store(settings)
+        hits, timings = search_memory(
+            args.text, bank=bank, retrieval=retrieval, args=args, text_store=text_store
+        )
+    except (MemoryBankError, EncoderError, TextIndexError, ValueError, OSError) as exc:
         print(json.dumps({"error": str(exc)}) if args.json else f"vidsight search: {exc}", file=sys.stderr)
         return 1
     finally:
@@ -88,5 +135,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     for hit in hits:
         thumbnail = hit.thumbnail_path or "(no thumbnail)"
-        print(f"{hit.score:6.3f}  {hit.stream_id}  {format_range(hit)}  {thumbnail}  ({hit.event_id})")
+        where = f"{hit.stream_id}  {format_range(hit)}"
+        print(f"{hit.score:6.3f}  {where}  {hit.channel:<6}  {thumbnail}  ({hit.event_id})")
+        if hit.snippet:
+            print(f"        {hit.snippet}")
     return 0

@@ -87,3 +87,39 @@ def test_search_on_an_empty_bank_says_nothing_matches(app_settings, capsys):
     args = _args("anything")
     assert args.handler(args, app_settings) == 0
     assert "No events in memory match." in capsys.readouterr().out
+
+
+def test_search_fuses_the_text_channels_and_channel_narrows_them(app_settings, retrieval, capsys):
+    from encoder.text import TextChunk, TextEmbedder
+    from memory.text_index import TextIndex
+    from vidsight.recorded import TEXT_INDEX_DIR
+
+    _fill(app_settings, retrieval)
+    embedder = TextEmbedder(app_settings.text.index)
+    chunks = [
+        TextChunk("lobby", "ocr", 20.0, 30.0, "Visitor badges are issued at reception"),
+        TextChunk("lobby", "speech", 40.0, 50.0, "please remember to sign the visitor log"),
+    ]
+    index = TextIndex(Path(app_settings.data_dir) / TEXT_INDEX_DIR, embedder.dim)
+    index.add(chunks, embedder.encode([c.text for c in chunks]))
+
+    args = _args("visitor badges", "--k", "3", "--json")
+    assert args.handler(args, app_settings) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    hits, summary = lines[:-1], lines[-1]
+    assert summary["channels"] == ["visual", "ocr", "speech"]
+    by_range = {(h["start_pts_s"], h["end_pts_s"]): h for h in hits}
+    slide = by_range[(20.0, 30.0)]  # found by its words, whatever the random visual ranks are
+    assert slide["channel"] in ("ocr", "fused") and "**badges**" in slide["snippet"]
+    assert any(h["event_id"].startswith("lobby:") for h in hits)  # the visual bank's hits take part
+
+    args = _args("visitor", "--channel", "speech", "--json")
+    assert args.handler(args, app_settings) == 0
+    hits = [json.loads(line) for line in capsys.readouterr().out.splitlines()][:-1]
+    assert hits and {h["channel"] for h in hits} == {"speech"}
+    assert (hits[0]["start_pts_s"], hits[0]["end_pts_s"]) == (40.0, 50.0)
+
+    args = _args(QUESTION, "--channel", "visual", "--k", "2", "--json")
+    assert args.handler(args, app_settings) == 0
+    hits = [json.loads(line) for line in capsys.readouterr().out.splitlines()][:-1]
+    assert [h["channel"] for h in hits] == ["visual", "visual"] and hits[0]["event_id"] == "lobby:7"
