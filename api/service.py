@@ -108,6 +108,10 @@ class Service:
         self.keys = KeyStore(self.redis, self.api.keys_prefix)
         self.stages: Stages = make_stages(self.api.pipeline, s.encoder, s.ray_address)
         self.runner = Runner(s.llm)
+        if self.runner.device.type == "cuda":
+            # Compile the decode step and capture the prefill graphs before the first question, not
+            # during it (minutes of compilation would otherwise land on one user's time to first token).
+            self.runner.warmup()
         self.text = TextStore(s.text, Path(s.data_dir), extract_in_jobs=self.api.text_channels)
         self.streams = StreamManager(
             self.stages,
