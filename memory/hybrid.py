@@ -174,16 +174,20 @@ def _to_hit(group: list[_Item], max_score: float, query: str, settings: SearchSe
         best_per_channel[item.channel] = max(best_per_channel.get(item.channel, 0.0), item.score)
     score = sum(best_per_channel.values()) / max_score
     anchor = group[0]
-    start = min(i.start_s for i in group)
-    end = max(i.end_s for i in group)
+    # Text chunks are bounded by the slide they were read from or the speech itself; a visual event
+    # may run up to the segmenter's longest length over several slides. Where both matched, the
+    # result is the text's range, the place a student wants to jump to.
+    ranged = [i for i in group if i.chunk is not None] or group
+    start = min(i.start_s for i in ranged)
+    end = max(i.end_s for i in ranged)
     channel = next(iter(best_per_channel)) if len(best_per_channel) == 1 else "fused"
     return Hit(
         event_id=_event_id(group),
         stream_id=anchor.stream_id,
         start_pts_s=start,
         end_pts_s=end,
-        start_wall_s=_first([_wall(i, start=True) for i in group], min),
-        end_wall_s=_first([_wall(i, start=False) for i in group], max),
+        start_wall_s=_first([_wall(i, start=True) for i in ranged], min),
+        end_wall_s=_first([_wall(i, start=False) for i in ranged], max),
         score=round(min(1.0, score), 6),
         channel=channel,
         snippet=_snippet(group, query, settings.snippet_words),

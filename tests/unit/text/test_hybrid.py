@@ -108,6 +108,16 @@ def test_agreeing_channels_outrank_one_channel_and_neighbours_stay_apart(lecture
     assert [h.event_id for h in only_visual] == ["ev-5", "ev-3"]
 
 
+def test_a_long_visual_event_fused_with_a_slide_keeps_the_slide_range(lecture_index, embedder, settings):
+    """An event spanning slides 2-4 (the segmenter found no cut) matches with slide 3's text: the
+    result points at slide 3, not at the whole event."""
+    t = TOPICS[TOPIC_IDS[3]]
+    visual = [Hit("ev-long", "lec", 2 * SLIDE_S, 5 * SLIDE_S, None, None, 0.4, "visual")]
+    hits = _top(lecture_index, embedder, settings, t.text_query, visual_hits=visual)
+    assert hits[0].channel == "fused" and hits[0].event_id == "ev-long"
+    assert (hits[0].start_pts_s, hits[0].end_pts_s) == _slide_range(3)
+
+
 def test_scope_limits_results_to_the_stream_and_time(lecture_index, embedder, settings):
     everywhere = _top(lecture_index, embedder, settings, "rock and energy")
     assert any(h.start_pts_s >= 120.0 or h.end_pts_s <= 60.0 for h in everywhere)
