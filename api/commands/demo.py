@@ -1,10 +1,14 @@
 """`vidsight demo`: the whole system, one command, on the embedded defaults.
 
 It starts the real server in this process (uvicorn, embedded Redis, local Ray unless --local),
-makes an admin key, defines a standing alert, ingests a generated sample video through the REST
-API, then searches it, asks a question over the /v1/live WebSocket (the answer streams in),
-backtests the alert and reports what every step did. Models come from settings: by default the
-vision tower, SigLIP and the LLM are tiny random-weight stand-ins, and the demo says so.
+makes an admin key, generates a short lecture (three slides on distinct topics, narrated by
+Festival, muxed into an MP4), defines a standing alert on one slide's subject, ingests the lecture
+through the REST API (vision, OCR and speech), then searches it by words that are only on a slide
+and by words that are only spoken (checked against the lecture's own script), asks a question over
+the /v1/live WebSocket (the answer streams in), backtests the alert and reports what every step did.
+Models come from settings: by default the vision tower, SigLIP and the LLM are tiny random-weight
+stand-ins, and the demo says so; OCR, speech and text embeddings are real offline models, so the
+search results are real.
 """
 
 from __future__ import annotations
@@ -14,12 +18,14 @@ import asyncio
 import json
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from vidsight.settings import Settings
 
-SAMPLE = "demo-sample.mp4"
+SAMPLE = "demo-lecture.mp4"
+SLIDES = 3
 REAL_WEIGHTS = (
     "VIDSIGHT_ENCODER__VLM_MODEL=Qwen/Qwen2.5-VL-7B-Instruct "
     "VIDSIGHT_ENCODER__RETRIEVAL_MODEL=google/siglip-so400m-patch14-384 "
@@ -60,7 +66,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         server.start()
         out.say("server", status="ready", url=server.url, seconds=round(time.perf_counter() - started, 1))
         token = server.admin_key()
-        asyncio.run(_tour(out, server.url, token, sample.name))
+        asyncio.run(_tour(out, server.url, token, sample))
         if args.serve:
             out.say(
                 "serve",
@@ -99,37 +105,48 @@ def _models(out: Demo, settings: Settings) -> None:
     )
 
 
-def _sample(out: Demo, settings: Settings) -> Path:
-    from vidsight.synth.video import moving_boxes_script, write_video
+def _sample(out: Demo, settings: Settings) -> Any:
+    """The demo lecture (vidsight.synth.lecture.Lecture), made once per data dir."""
+    from vidsight.synth.lecture import Lecture, LectureSynthError, generate_lecture
 
     path = Path(settings.data_dir) / "videos" / SAMPLE
-    if not path.exists():
+    truth = path.with_suffix(".json")
+    if path.exists() and truth.exists():
+        lecture = Lecture.from_json(truth.read_text())
+    else:
         path.parent.mkdir(parents=True, exist_ok=True)
-        script = moving_boxes_script(width=640, height=360, fps=30.0, duration_s=60.0, cut_at_s=[20.0, 40.0])
-        write_video(path, script, gop_frames=60)
+        tmp = path.with_name(".tmp-" + path.name)
+        try:
+            lecture = generate_lecture(tmp, SLIDES, seed=7, min_slide_s=20.0, max_slide_s=28.0)
+        except LectureSynthError as exc:
+            raise SystemExit(f"vidsight demo: cannot make the sample lecture: {exc}") from exc
+        tmp.replace(path)
+        lecture = replace(lecture, path=path)
+        truth.write_text(lecture.to_json())
     out.say(
         "sample",
         path=str(path),
-        note="generated: 60 s, 640x360, two moving boxes, scene cuts at 20 s and 40 s",
+        seconds=round(lecture.duration_s, 1),
+        slides=[f"{s.start_s:.0f}-{s.end_s:.0f} s: {s.title}" for s in lecture.slides],
+        note="generated: rendered slides and Festival narration that speaks of each topic in other words",
     )
-    return path
+    return lecture
 
 
-async def _tour(out: Demo, url: str, token: str, sample: str) -> None:
+async def _tour(out: Demo, url: str, token: str, lecture: Any) -> None:
     import httpx
 
     headers = {"Authorization": f"Bearer {token}"}
+    watched = lecture.slides[-1]
     async with httpx.AsyncClient(base_url=url, headers=headers, timeout=120) as c:
-        alert = (
-            await c.post("/v1/alerts", json={"id": "demo-red-box", "query": "a red box in the corner"})
-        ).json()
+        alert = (await c.post("/v1/alerts", json={"id": "demo-topic", "query": watched.text_query})).json()
         out.say(
             "alert defined",
             id=alert.get("id"),
             query=alert.get("query"),
-            note="the engine judges every new event against it from now on",
+            note="the engine judges every new event against it from now on (visual and text evidence)",
         )
-        job = (await c.post("/v1/videos", json={"path": sample, "stream_id": "demo"})).json()
+        job = (await c.post("/v1/videos", json={"path": lecture.path.name, "stream_id": "demo"})).json()
         while job.get("state") in ("queued", "running"):
             await asyncio.sleep(0.5)
             job = (await c.get(f"/v1/videos/{job['job_id']}")).json()
@@ -143,27 +160,33 @@ async def _tour(out: Demo, url: str, token: str, sample: str) -> None:
             seconds=_span(job),
             error=job.get("error"),
         )
-        search = (
-            await c.post("/v1/search", json={"query": "two boxes crossing", "streams": ["demo"], "k": 3})
-        ).json()
-        for r in search.get("results", []):
-            out.say(
-                "search hit",
-                event=r["event_id"],
-                start_s=r["start_s"],
-                end_s=r["end_s"],
-                score=r["score"],
-                thumbnail=url + (r["thumbnail_url"] or ""),
-            )
-        await _ask(out, url, token, "What happened in the video?")
-        backtest = (await c.post("/v1/alerts/demo-red-box/backtest", json={"streams": ["demo"]})).json()
-        firings = (await c.get("/v1/alerts/demo-red-box/firings")).json()
+        for slide in lecture.slides:
+            for kind, query in (("slide text", slide.text_query), ("speech", slide.speech_query)):
+                body = {"query": query, "streams": ["demo"], "k": 3}
+                results = (await c.post("/v1/search", json=body)).json().get("results", [])
+                top = results[0] if results else None
+                out.say(
+                    "search hit",
+                    query=query,
+                    answered_by=kind,
+                    expected=f"{slide.start_s:.0f}-{slide.end_s:.0f} s ({slide.title})",
+                    found=f"{top['start_s']:.0f}-{top['end_s']:.0f} s" if top else None,
+                    right_slide=top is not None and _slide_of(top, lecture) == slide.index,
+                    channel=top["channel"] if top else None,
+                    snippet=top["snippet"] if top else None,
+                    thumbnail=url + (top["thumbnail_url"] or "") if top else None,
+                )
+        await _ask(out, url, token, "What is this lecture about?")
+        backtest = (await c.post("/v1/alerts/demo-topic/backtest", json={"streams": ["demo"]})).json()
+        firings = (await c.get("/v1/alerts/demo-topic/firings")).json()
         out.say(
             "alert",
             live_firings=len(firings.get("firings", [])),
             backtest_firings=len(backtest.get("firings", [])),
-            note="random SigLIP scores are noise: the calibrated thresholds keep them from firing, as they "
-            "should; text evidence (OCR/speech on real weights) fires on real words",
+            watched=f"{watched.start_s:.0f}-{watched.end_s:.0f} s ({watched.title})",
+            fired_at=[f"{f['start_pts_s']:.0f}-{f['end_pts_s']:.0f} s" for f in backtest.get("firings", [])],
+            note="text evidence (the slide's words, read by real OCR) fires; random SigLIP scores are "
+            "noise that the calibrated thresholds keep from firing, as they should",
         )
         metrics = (await c.get("/metrics")).text
         latency = [
@@ -201,6 +224,14 @@ async def _ask(out: Demo, url: str, token: str, question: str) -> None:
         cited=[c["event_id"] for c in message["cited"]],
         note="streamed over /v1/live; random LLM weights give random tokens",
     )
+
+
+def _slide_of(hit: dict[str, Any], lecture: Any) -> int:
+    """The slide a result's time range overlaps most."""
+    overlaps = [
+        (min(hit["end_s"], s.end_s) - max(hit["start_s"], s.start_s), s.index) for s in lecture.slides
+    ]
+    return max(overlaps)[1]
 
 
 def _span(job: dict[str, Any]) -> float | None:
