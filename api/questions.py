@@ -40,6 +40,17 @@ class Scope:
     until: float | None = None
 
 
+class TextContext(Protocol):
+    """What the text channels give an ask (api.text_search.TextStore): the scope's slide text and
+    transcript for the prompt, and audio-guided weights for the token budget."""
+
+    def prompt_text(
+        self, question: str, stream_ids: Sequence[str], since: float | None, until: float | None
+    ) -> str: ...
+
+    def speech_weights(self, events: Sequence[Any]) -> list[float] | None: ...
+
+
 class TextSearch(Protocol):
     """Hybrid search over OCR/speech text fused with the visual hits (memory.hybrid), when wired."""
 
@@ -54,6 +65,13 @@ class Done:
 
     answer: Answer
     cited: list[Hit]
+
+
+def question_with_text(question: str, text: str) -> str:
+    """The user turn's text when the footage has slides or speech: the evidence, then the question."""
+    if not text:
+        return question
+    return f"Slide text and speech in this footage, with their times:\n{text}\n\nQuestion: {question}"
 
 
 def event_path(event_id: str) -> str:
@@ -95,6 +113,7 @@ class Questions:
         ask_events: int,
         metrics: Metrics,
         text_search: TextSearch | None = None,
+        text_context: TextContext | None = None,
     ) -> None:
         self.settings = settings
         self.memory = memory
@@ -104,6 +123,7 @@ class Questions:
         self.ask_events = ask_events
         self.metrics = metrics
         self.text_search = text_search
+        self.text_context = text_context
         self._model = FairLock()
         self.waiting = 0  # questions queued for the model
         self.answering = 0
@@ -137,17 +157,31 @@ class Questions:
 
     # -- ask -------------------------------------------------------------------------------------
 
-    def _context(self, question: str, scope: Scope, k: int) -> tuple[list[Any], list[Hit]]:
-        """Retrieve, load the events' tokens and select under the budget (a worker thread runs this)."""
+    def _context(self, question: str, scope: Scope, k: int) -> tuple[list[Any], list[Hit], str]:
+        """Retrieve, load the events' tokens and select under the budget (a worker thread runs
+        this). Returns the context, the cited hits and the user turn's text (the question, after
+        the scope's slide text and transcript where there are any)."""
         query = self.embed_texts([question])[0]
         hits = self._visual(query, scope, k)
         events = [(self.memory.get_event(h.event_id), h.score) for h in hits]
         is_live = bool(events) and all(e.start_wall_s is not None for e, _ in events)
+        text = self.text_context
         selection = select_tokens(
-            query, events, self.selection.budget_tokens, settings=self.selection, is_live=is_live
+            query,
+            events,
+            self.selection.budget_tokens,
+            settings=self.selection,
+            is_live=is_live,
+            event_weights=text.speech_weights([e for e, _ in events]) if text is not None else None,
         )
         chosen = {se.event.event_id for se in selection.events}
-        return context_from_selection(selection), [h for h in hits if h.event_id in chosen]
+        prompt = question
+        if text is not None:
+            streams = scope.streams or sorted({h.stream_id for h in hits})
+            prompt = question_with_text(
+                question, text.prompt_text(question, streams, scope.since, scope.until)
+            )
+        return context_from_selection(selection), [h for h in hits if h.event_id in chosen], prompt
 
     async def answer(
         self,
@@ -166,7 +200,7 @@ class Questions:
                 f"{self.waiting} questions are waiting for the model "
                 f"(limit {self.settings.max_pending_answers}); try again shortly"
             )
-        context, cited = await asyncio.to_thread(self._context, question, scope, k or self.ask_events)
+        context, cited, prompt = await asyncio.to_thread(self._context, question, scope, k or self.ask_events)
         self.waiting += 1
         try:
             await asyncio.wait_for(self._model.acquire(owner), self.settings.ask_timeout_s)
@@ -179,7 +213,7 @@ class Questions:
         self.answering += 1
         try:
             limit = min(max_new_tokens or self.settings.ask_max_new_tokens, self.settings.max_answer_tokens)
-            stream = self._stream(question, context, limit, started)
+            stream = self._stream(prompt, context, limit, started)
             try:
                 is_first = True
                 async for piece in stream:

@@ -84,6 +84,7 @@ class Service:
             ask_events=self.settings.llm.ask_events,
             metrics=self.metrics,
             text_search=self.text.search,
+            text_context=self.text,
         )
         await self._start_alerts()
         self._tasks.append(asyncio.create_task(self._push_health()))

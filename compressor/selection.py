@@ -265,10 +265,13 @@ def select_tokens(
     settings: SelectionSettings | None = None,
     is_live: bool = False,
     device: str | torch.device = "cpu",
+    event_weights: Sequence[float] | None = None,
 ) -> Selection:
     """Split `budget_tokens` across the retrieved events and keep tokens inside each.
 
     question_embedding: [D_ret] unit norm (retrieval space) or None; scores: retrieval cosines.
+    event_weights: [N] >= 0 multiplying each event's share beyond the recency floor (audio-guided
+    budgets: narrated events weigh more; encoder.text.budget.event_weights).
     The result lists events in time order (wall time when every event has one, else pts).
     """
     s = settings or SelectionSettings()
@@ -288,8 +291,16 @@ def select_tokens(
             np.where(floor_weights > 0, capacities, 0),
             int(budget_tokens * s.recency_floor_share),
         )
+    if event_weights is not None:
+        weights = np.asarray(event_weights, dtype=np.float64)
+        if weights.shape != (len(events),) or not np.all(np.isfinite(weights)) or np.any(weights < 0):
+            raise CompressorInputError(
+                f"event_weights must be {len(events)} finite values >= 0, got shape {weights.shape}"
+            )
     if events:
         relevance_weights = np.exp((scores - scores.max()) / s.temperature)
+        if event_weights is not None:
+            relevance_weights = relevance_weights * weights
         alloc += allocate_budget(relevance_weights, capacities - alloc, budget_tokens - int(alloc.sum()))
     chosen = [i for i, k in enumerate(alloc) if k > 0]
     relevances = [token_relevance(events[i], question_embedding) for i in chosen]

@@ -40,9 +40,19 @@ def _range(hit: Any) -> str:
 
 
 async def answer_from_memory(
-    text: str, *, bank: Any, retrieval: Any, runner: Any, settings: Settings, args: argparse.Namespace
+    text: str,
+    *,
+    bank: Any,
+    retrieval: Any,
+    runner: Any,
+    settings: Settings,
+    args: argparse.Namespace,
+    text_store: Any = None,
 ) -> Any:
-    """Retrieve, select and stream; prints as pieces arrive. Returns the Answer (None: nothing matched)."""
+    """Retrieve, select and stream; prints as pieces arrive. Returns the Answer (None: nothing
+    matched). text_store (api.text_search.TextStore): slide text and transcript go into the prompt
+    and narrated events get more of the token budget, as in the API's ask."""
+    from api.questions import question_with_text
     from compressor import select_tokens
     from llm import context_from_selection
     from memory import parse_time
@@ -66,9 +76,14 @@ async def answer_from_memory(
         settings=settings.compressor.selection,
         is_live=all(h.start_wall_s is not None for h in hits),
         device=runner.device,
+        event_weights=text_store.speech_weights([e for e, _ in scored]) if text_store is not None else None,
     )
+    prompt = text
+    if text_store is not None:
+        streams = args.stream or sorted({h.stream_id for h in hits})
+        prompt = question_with_text(text, text_store.prompt_text(text, streams, since, until))
     stream = runner.stream(
-        text, context_from_selection(selection), max_new_tokens=args.max_new_tokens, started_s=started
+        prompt, context_from_selection(selection), max_new_tokens=args.max_new_tokens, started_s=started
     )
     try:
         async for piece in stream:
@@ -82,9 +97,11 @@ async def answer_from_memory(
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    from api.text_search import open_text_store
     from encoder import EncoderError, RetrievalEncoder
     from llm import LLMError, Runner
     from memory import MemoryBank, MemoryBankError
+    from memory.text_index import TextIndexError
 
     bank = None
     try:
@@ -93,10 +110,16 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         runner = Runner(settings.llm)
         answer = asyncio.run(
             answer_from_memory(
-                args.text, bank=bank, retrieval=retrieval, runner=runner, settings=settings, args=args
+                args.text,
+                bank=bank,
+                retrieval=retrieval,
+                runner=runner,
+                settings=settings,
+                args=args,
+                text_store=open_text_store(settings),
             )
         )
-    except (LLMError, MemoryBankError, EncoderError, ValueError, OSError) as exc:
+    except (LLMError, MemoryBankError, EncoderError, TextIndexError, ValueError, OSError) as exc:
         print(f"vidsight ask: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -88,25 +88,8 @@ def search_memory(
     }
 
 
-def _open_text_store(settings: Settings) -> Any:
-    """The text channels' index when `vidsight ingest` wrote one (and the text extras are
-    installed), else None: search is visual only."""
-    from pathlib import Path
-
-    from vidsight.recorded import TEXT_INDEX_DIR
-
-    if not (Path(settings.data_dir) / TEXT_INDEX_DIR).is_dir():
-        return None
-    try:
-        from api.text_search import TextStore
-
-        return TextStore(settings.text, Path(settings.data_dir), extract_in_jobs=False)
-    except ImportError as exc:
-        print(f"vidsight search: text channels skipped ({exc}); visual only", file=sys.stderr)
-        return None
-
-
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    from api.text_search import open_text_store
     from encoder import EncoderError, RetrievalEncoder
     from memory import MemoryBank, MemoryBankError
     from memory.text_index import TextIndexError
@@ -115,7 +98,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     try:
         bank = MemoryBank(settings.memory, data_dir=settings.data_dir, redis_url=settings.redis_url)
         retrieval = RetrievalEncoder.from_settings(settings.encoder)
-        text_store = _open_text_store(settings)
+        text_store = open_text_store(settings)
         hits, timings = search_memory(
             args.text, bank=bank, retrieval=retrieval, args=args, text_store=text_store
         )

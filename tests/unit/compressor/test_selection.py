@@ -111,6 +111,20 @@ def test_live_streams_reserve_a_floor_for_the_latest_events():
     assert [s.event.event_id for s in recorded.events] == ["s:old"]
 
 
+def test_event_weights_move_the_budget_to_narrated_events_and_bad_weights_are_refused():
+    """Audio-guided budgets: at equal relevance, shares follow the weights (1.0 narrated, 0.25 silent)."""
+    rng = np.random.default_rng(7)
+    silent, narrated = make_event(rng, "silent", 0.0), make_event(rng, "narrated", 10.0)
+    scores = [(silent, 0.5), (narrated, 0.5)]
+    even = select_tokens(None, scores, 20)
+    guided = select_tokens(None, scores, 20, event_weights=[0.25, 1.0])
+    assert [s.kept.size for s in even.events] == [10, 10]
+    assert [s.kept.size for s in guided.events] == [4, 16]
+    for bad in ([1.0], [1.0, -0.5], [1.0, float("nan")]):
+        with pytest.raises(CompressorInputError, match="event_weights"):
+            select_tokens(None, scores, 20, event_weights=bad)
+
+
 def test_question_from_another_space_is_rejected():
     rng = np.random.default_rng(6)
     event = make_event(rng, "a", 0.0)

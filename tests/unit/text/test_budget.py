@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from encoder.text import audio_activity, split_budget, uniform_windows
+from encoder.text import audio_activity, event_weights, split_budget, uniform_windows
 from encoder.text.config import BudgetSettings
 from encoder.text.records import SpeechSpan
 from ingest.audio import AudioTrack
@@ -48,3 +48,11 @@ def test_speech_windows_outweigh_silent_ones_and_sound_counts_less_than_speech()
 
 def test_uniform_windows_cover_the_range():
     assert uniform_windows(0.0, 25.0, 10.0) == [(0.0, 10.0), (10.0, 20.0), (20.0, 25.0)]
+
+
+def test_event_weights_at_query_time_follow_the_share_of_speech():
+    spans = [SpeechSpan(5.0, 10.0), SpeechSpan(20.0, 40.0)]
+    settings = BudgetSettings(silent_floor=0.2)
+    weights = event_weights([(0.0, 5.0), (0.0, 10.0), (20.0, 30.0), (40.0, 50.0)], spans, settings)
+    assert weights == pytest.approx([0.2, 0.6, 1.0, 0.2])
+    assert event_weights([(0.0, 10.0)], [], settings) == pytest.approx([0.2])
