@@ -93,3 +93,38 @@ def test_ask_on_an_empty_bank_says_nothing_matches(settings, capsys):
     args = _args("Anything?", "--json")
     assert args.handler(args, settings) == 0
     assert json.loads(capsys.readouterr().out) == {"answer": None, "cited": []}
+
+
+def test_ask_over_footage_with_text_puts_its_slides_and_speech_in_the_prompt(settings, capsys):
+    from encoder.text import TextChunk, TextEmbedder
+    from llm.tokenizer import OfflineTokenizer
+    from memory.text_index import TextIndex
+    from vidsight.recorded import TEXT_INDEX_DIR
+
+    question = "When did the red box stop?"
+    retrieval = RetrievalEncoder.from_settings(EncoderSettings(device="cpu"))
+    events = _events(12, retrieval.dim, 64, retrieval.embed_texts([question])[0])
+    with MemoryBank(settings.memory, data_dir=settings.data_dir, redis_url=settings.redis_url) as bank:
+        bank.register_stream("cam1", clock="pts")
+        bank.add_many(events)
+    argv = (question, "--stream", "cam1", "--events", "4", "--max-new-tokens", "2", "--json")
+
+    def ask() -> dict:
+        args = _args(*argv)
+        assert args.handler(args, settings) == 0
+        return json.loads(capsys.readouterr().out.splitlines()[-1])
+
+    visual_only = ask()
+    slide = "Red box stops at the loading dock"
+    embedder = TextEmbedder(settings.text.index)
+    chunks = [
+        TextChunk("cam1", "ocr", 6.0, 8.0, slide),
+        TextChunk("cam1", "speech", 6.5, 7.5, "it halts here"),
+    ]
+    TextIndex(settings.data_dir / TEXT_INDEX_DIR, embedder.dim).add(
+        chunks, np.asarray(embedder.encode([c.text for c in chunks]))
+    )
+    with_text = ask()
+    assert [c["event_id"] for c in with_text["cited"]] == [c["event_id"] for c in visual_only["cited"]]
+    added = with_text["prefill_tokens"] - visual_only["prefill_tokens"]
+    assert added >= len(OfflineTokenizer().encode(slide))  # the slide line, its time and the speech line
