@@ -373,7 +373,8 @@ def _run(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
             "bench": "memory",
             "events": n,
             "dim": args.dim,
-            "index": f"{health.index} (M {settings.hnsw_m}, efSearch {settings.hnsw_ef_search})"
+            "index": f"{health.index} (M {settings.hnsw_m}, efConstruction {settings.hnsw_ef_construction}, "
+            f"efSearch {settings.hnsw_ef_search})"
             if health.index == "hnsw"
             else health.index,
             "insert_per_s": round(n / insert_s),

@@ -31,7 +31,14 @@ class MemorySettings(BaseModel):
         2048, ge=0, le=1_000_000, description="Largest shard that auto keeps on exact search."
     )
     hnsw_m: int = Field(32, ge=4, le=128, description="HNSW graph degree.")
-    hnsw_ef_construction: int = Field(64, ge=8, le=2048, description="HNSW build-time beam width.")
+    hnsw_ef_construction: int = Field(
+        200,
+        ge=8,
+        le=2048,
+        description="HNSW build-time beam width. At 1M clustered 768-d events, 64 built a graph whose "
+        "recall@10 stayed at 0.87 at efSearch 128 (0.92 at 256); a wider beam builds a better graph, "
+        "at about twice the insert cost.",
+    )
     hnsw_ef_search: int = Field(
         128,
         ge=8,

@@ -28,7 +28,7 @@ def _faiss():  # imported lazily: importing memory must stay cheap
 @dataclass(frozen=True, slots=True)
 class HnswParams:
     m: int = 32
-    ef_construction: int = 64
+    ef_construction: int = 200
     ef_search: int = 128
     ef_search_max: int = 2048
 
