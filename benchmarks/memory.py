@@ -430,9 +430,10 @@ def ef_sweep(bank: Any, queries: np.ndarray, truths: list[np.ndarray]) -> Iterat
 def compare_filters(
     bank: Any, x: np.ndarray, queries: np.ndarray, args: argparse.Namespace, rng: np.random.Generator
 ):
-    """Filtered routes side by side: per-stream partitions (exact slices), FAISS HNSW with an
-    IDSelector (beam widened by 1/selectivity) and FAISS exact search with the same selector; from
-    selective (one stream and a window) to broad (half the streams)."""
+    """Filtered routes side by side: per-stream partitions (exact slices), the unfiltered index with
+    its candidates post-filtered, FAISS HNSW with an IDSelector (beam widened by 1/selectivity) and
+    FAISS exact search with the same selector, then the bank's own choice ("auto"); from selective
+    (one stream and a window) to broad (half the streams)."""
     n = x.shape[0]
     shapes = [  # (name, streams in the filter, window, queries)
         ("1 stream, window", 1, args.window, min(args.queries, 100)),
@@ -448,8 +449,9 @@ def compare_filters(
             "filter": name,
             "matching_events": round(matching),
         }
-        for route in ("partitions", "selector", "selector_exact"):
+        for route in ("partitions", "postfilter", "selector", "selector_exact"):
             record[route] = measure_filtered(bank, queries, requests, truths, route=route)
+        record["auto"] = measure_filtered(bank, queries, requests, truths, route=None)
         yield record
 
 

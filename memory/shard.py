@@ -5,8 +5,10 @@ Routing a search:
 - no filter: the FAISS index (exact or HNSW);
 - a filter matching at most `exact_filter_limit()` events: exact search over the partitions' slices
   (recall 1; measured faster than an id selector there, see benchmarks/results_memory.md);
-- a broader filter: the FAISS index with an IDSelectorBitmap over the matching rows and the HNSW
-  beam widened by 1/selectivity.
+- a filter matching a large share of the events (`postfilter_min_selectivity`): the index
+  unfiltered for 2k / share candidates, keeping those that match (no selector to build);
+- a filter in between: the FAISS index with an IDSelectorBitmap over the matching rows and the
+  HNSW beam widened by 1/selectivity.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .config import MemorySettings
-from .partitions import EventRow, StreamPartition, top_k
+from .partitions import EventRow, StreamPartition, top_k, window_mask
 from .vector_index import EventIndex, HnswParams, IndexKind, build_index, choose_kind
 
 _COMPACT_MIN_DEAD = 64  # partitions compact once this many rows (and a quarter of them) are dead
@@ -31,12 +33,20 @@ class IndexPolicy:
     filtered_exact_max: int | None  # None: sqrt(8 * live events * ef_search)
     compact_dead_fraction: float
     hnsw: HnswParams
+    postfilter_min_selectivity: float = 0.2
 
     @classmethod
     def from_settings(cls, settings: MemorySettings) -> IndexPolicy:
         s = settings
         hnsw = HnswParams(s.hnsw_m, s.hnsw_ef_construction, s.hnsw_ef_search, s.hnsw_ef_search_max)
-        return cls(s.index_kind, s.exact_max_events, s.filtered_exact_max, s.compact_dead_fraction, hnsw)
+        return cls(
+            s.index_kind,
+            s.exact_max_events,
+            s.filtered_exact_max,
+            s.compact_dead_fraction,
+            hnsw,
+            s.postfilter_min_selectivity,
+        )
 
 
 class ShardMemory:
@@ -202,8 +212,19 @@ class ShardMemory:
         matching = sum(counts.values())
         if matching == 0:
             return (*empty, "empty")
+        selectivity = matching / max(self.index.live, 1)
         if route is None:
-            route = "partitions" if matching <= self.exact_filter_limit() else "selector"
+            if matching <= self.exact_filter_limit():
+                route = "partitions"
+            elif selectivity >= self.policy.postfilter_min_selectivity:
+                route = "postfilter"
+            else:
+                route = "selector"
+        if route == "postfilter":
+            found = self._postfilter(query, k, set(names), since, until, selectivity)
+            if found is not None:
+                return (*found, route)
+            route = "selector"  # too few candidates matched: the filter and the query disagree
         if route == "partitions":
             results = [self.parts[s].search(query, k, since, until) for s in names if counts[s]]
             scores = np.concatenate([r[0] for r in results])
@@ -215,6 +236,36 @@ class ShardMemory:
         else:
             found = self.index.search(query, k, allowed, matching / max(self.index.live, 1))
         return (*self._with_pending(found, query, k, (names, since, until)), route)
+
+    def _postfilter(
+        self,
+        query: np.ndarray,
+        k: int,
+        names: set[str],
+        since: float | None,
+        until: float | None,
+        selectivity: float,
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """Top-k of the unfiltered search's candidates that match, or None when fewer than k did
+        (then the k-th match may lie beyond the candidates)."""
+        assert self.index is not None
+        wanted = min(self.index.live, math.ceil(2 * k / selectivity))
+        scores, fids = self._with_pending(self.index.search(query, wanted), query, wanted, None)
+        keep = np.array([self._matches(int(f), names, since, until) for f in fids], dtype=bool)
+        if keep.sum() < min(k, self.index.live) and wanted < self.index.live:
+            return None
+        return scores[keep][:k], fids[keep][:k]
+
+    def _matches(self, fid: int, names: set[str], since: float | None, until: float | None) -> bool:
+        stream = self.stream_of.get(fid)
+        if stream is None or stream not in names:
+            return False
+        part = self.parts[stream]
+        i = part.row_of(fid)
+        if i < 0:
+            return False
+        t0, t1 = part.cols["t0"][i : i + 1], part.cols["t1"][i : i + 1]
+        return bool(window_mask(t0, t1, since, until)[0])
 
     def _with_pending(
         self, found: tuple[np.ndarray, np.ndarray], query: np.ndarray, k: int, where: tuple | None

@@ -46,6 +46,46 @@ def test_filtered_search_returns_only_the_stream_and_window_and_matches_brute_fo
         assert fids.tolist() == expected.tolist()
 
 
+def test_a_wide_filter_post_filters_the_unfiltered_search_and_matches_brute_force():
+    """Two of three streams over most of the timeline: no selector is built; the unfiltered
+    candidates that match are the answer, also when the query sits in the excluded stream."""
+    mem = ShardMemory(16, _policy(filtered_exact_max=0))
+    x, rows = _fill(mem, 600, streams=3, dim=16)
+    t0 = np.array([r.t0 for r in rows])
+    t1 = np.array([r.t1 for r in rows])
+    stream = np.array([r.stream_id for r in rows])
+    rng = np.random.default_rng(2)
+    queries = np.concatenate([unit_rows(rng, 8, 16), x[stream == "s2"][:4]])  # the last ones: excluded
+    for q in queries:
+        ok = window_mask(t0, t1, 50.0, 550.0) & (stream != "s2")
+        expected = np.flatnonzero(ok)[np.argsort(-(x[ok] @ q))][:5]
+        _, fids, route = mem.search(q, 5, ["s0", "s1"], 50.0, 550.0)
+        assert route == "postfilter"
+        assert fids.tolist() == expected.tolist()
+    assert mem.search(x[0], 5, ["s0", "s1"], 50.0, 550.0, route="selector")[2] == "selector"
+    # Fewer than k of the candidates match (only 4 events do at all): the candidates give no answer
+    # (search then takes the selector); at that selectivity a post-filter reads every event.
+    assert mem._postfilter(x[0], 5, {"s0"}, 0.0, 10.0, selectivity=1.0) is None
+    ok = window_mask(t0, t1, 0.0, 10.0) & (stream == "s0")
+    _, fids, _ = mem.search(x[0], 5, ["s0"], 0.0, 10.0, route="postfilter")
+    assert sorted(fids.tolist()) == np.flatnonzero(ok).tolist()
+
+
+def test_a_wide_filter_whose_candidates_all_lie_outside_it_falls_back_to_the_selector():
+    mem = ShardMemory(16, _policy(filtered_exact_max=0))
+    rng = np.random.default_rng(3)
+    rows = [_row(i, f"s{i % 3}") for i in range(600)]
+    x = unit_rows(rng, 600, 16)
+    centre = unit_rows(rng, 1, 16)[0]
+    excluded = np.array([r.stream_id == "s2" for r in rows])
+    near = centre + 0.05 * x[excluded]  # every s2 event sits next to the query
+    x[excluded] = near / np.linalg.norm(near, axis=1, keepdims=True)
+    mem.add(rows, x)
+    _, fids, route = mem.search(centre, 5, ["s0", "s1"], None, None)
+    expected = np.flatnonzero(~excluded)[np.argsort(-(x[~excluded] @ centre))][:5]
+    assert route == "selector" and fids.tolist() == expected.tolist()
+
+
 def test_removed_events_leave_every_route():
     mem = ShardMemory(8, _policy())
     x, _ = _fill(mem, 100, streams=2, dim=8)
@@ -103,7 +143,7 @@ def test_deferred_events_are_searchable_on_every_route_and_survive_the_catch_up(
     mem.remove("e310")  # deleted while catching up
     late_x = unit_rows(rng, 5, 16)
     mem.add([_row(350 + i, "s0") for i in range(5)], late_x)  # arrives while catching up: to the side
-    for route in (None, "selector", "selector_exact"):
+    for route in (None, "postfilter", "selector", "selector_exact"):
         streams = None if route is None else ["s0", "s1", "s2"]
         _, got, _ = mem.search(tail_x[3], 3, streams, None, None, route=route)
         assert got[0] == 303, route
