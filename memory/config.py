@@ -59,13 +59,14 @@ class MemorySettings(BaseModel):
         "HNSW's widened beam grows as 1/selectivity).",
     )
     postfilter_min_selectivity: float = Field(
-        0.2,
+        0.05,
         gt=0,
         le=1,
         description="Filters matching at least this share of the events (e.g. 'the last 12 hours' over "
-        "every camera) search the index unfiltered for 2k/share candidates and keep the matching ones; "
-        "building an id selector over that many rows costs more than the search (1M events, half "
-        "matching: 180 ms p95). Falls back to the selector when too few candidates match.",
+        "every camera) search the index unfiltered for 2k/share candidates and keep the matching ones, "
+        "instead of building an id selector over that many rows. 1M events, p95: 10% matching 2.2 ms "
+        "(selector 29 ms), 50% 1.7 ms (selector 71 ms); at 1% exact partitions win (3.8 vs 11.9 ms). "
+        "Falls back to the selector when too few candidates match.",
     )
     compact_dead_fraction: float = Field(
         0.3, gt=0, lt=1, description="Rebuild the index when this fraction of its entries are deleted."

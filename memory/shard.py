@@ -33,7 +33,7 @@ class IndexPolicy:
     filtered_exact_max: int | None  # None: sqrt(8 * live events * ef_search)
     compact_dead_fraction: float
     hnsw: HnswParams
-    postfilter_min_selectivity: float = 0.2
+    postfilter_min_selectivity: float = 0.05
 
     @classmethod
     def from_settings(cls, settings: MemorySettings) -> IndexPolicy:
