@@ -131,11 +131,8 @@ class RayStages:
     def retrieval_logit(self) -> tuple[float, float]:
         import ray
 
-        def read(actor: Any) -> tuple[float, float]:
-            retrieval = actor.batcher.encoder.retrieval
-            return float(retrieval.logit_scale), float(retrieval.logit_bias)
-
-        return tuple(ray.get(self.actor.__ray_call__.remote(read)))  # type: ignore[return-value]
+        scale, bias = ray.get(self.actor.retrieval_logit.remote())
+        return float(scale), float(bias)
 
     def open_live(
         self, uri: str, stream_id: str, fps: float | None, settings: IngestSettings, max_side_px: int | None

@@ -100,6 +100,11 @@ class EncoderActor:
     def embed_texts(self, texts: list[str]) -> np.ndarray:
         return self.batcher.encoder.retrieval.embed_texts(texts)
 
+    def retrieval_logit(self) -> tuple[float, float]:
+        """SigLIP's (logit_scale, logit_bias): sigmoid(scale * cosine + bias) is a match probability."""
+        retrieval = self.batcher.encoder.retrieval
+        return float(retrieval.logit_scale), float(retrieval.logit_bias)
+
     def open_stream(self, stream_id: str, settings: CompressorSettings, is_skipping_static: bool) -> None:
         self.stage.open_stream(stream_id, settings, is_skipping_static=is_skipping_static)
 
