@@ -67,11 +67,23 @@ class Done:
     cited: list[Hit]
 
 
-def question_with_text(question: str, text: str) -> str:
-    """The user turn's text when the footage has slides or speech: the evidence, then the question."""
-    if not text:
-        return question
-    return f"Slide text and speech in this footage, with their times:\n{text}\n\nQuestion: {question}"
+def text_for_ask(
+    text: TextContext | None, question: str, events: Sequence[Any], hits: Sequence[Hit], scope: Scope
+) -> tuple[list[float] | None, str]:
+    """What the text channels add to an ask (the API's and `vidsight ask`): audio-guided weights for
+    the retrieved events' token budget (None: nothing to guide by), and the user turn's text: the
+    scope's slide text and transcript with their times, then the question."""
+    if text is None:
+        return None, question
+    weights = text.speech_weights(events)
+    streams = scope.streams or sorted({h.stream_id for h in hits})
+    evidence = text.prompt_text(question, streams, scope.since, scope.until)
+    if not evidence:
+        return weights, question
+    return (
+        weights,
+        f"Slide text and speech in this footage, with their times:\n{evidence}\n\nQuestion: {question}",
+    )
 
 
 def event_path(event_id: str) -> str:
@@ -165,22 +177,16 @@ class Questions:
         hits = self._visual(query, scope, k)
         events = [(self.memory.get_event(h.event_id), h.score) for h in hits]
         is_live = bool(events) and all(e.start_wall_s is not None for e, _ in events)
-        text = self.text_context
+        weights, prompt = text_for_ask(self.text_context, question, [e for e, _ in events], hits, scope)
         selection = select_tokens(
             query,
             events,
             self.selection.budget_tokens,
             settings=self.selection,
             is_live=is_live,
-            event_weights=text.speech_weights([e for e, _ in events]) if text is not None else None,
+            event_weights=weights,
         )
         chosen = {se.event.event_id for se in selection.events}
-        prompt = question
-        if text is not None:
-            streams = scope.streams or sorted({h.stream_id for h in hits})
-            prompt = question_with_text(
-                question, text.prompt_text(question, streams, scope.since, scope.until)
-            )
         return context_from_selection(selection), [h for h in hits if h.event_id in chosen], prompt
 
     async def answer(

@@ -153,11 +153,8 @@ def _search(
 def _rank(lecture: Lecture, hits: list[Any], target: LectureSlide) -> int | None:
     """1-based rank of the first hit whose range lies mostly over the target slide."""
     for rank, hit in enumerate(hits, start=1):
-        overlaps = [
-            (min(hit.end_pts_s, s.end_s) - max(hit.start_pts_s, s.start_s), s.index) for s in lecture.slides
-        ]
-        best_overlap, best_index = max(overlaps)
-        if best_overlap > 0 and best_index == target.index:
+        slide = lecture.slide_over(hit.start_pts_s, hit.end_pts_s)
+        if slide is not None and slide.index == target.index:
             return rank
     return None
 

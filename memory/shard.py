@@ -234,7 +234,7 @@ class ShardMemory:
         if route == "selector_exact":
             found = self.index.search_exact(query, k, allowed)
         else:
-            found = self.index.search(query, k, allowed, matching / max(self.index.live, 1))
+            found = self.index.search(query, k, allowed, selectivity)
         return (*self._with_pending(found, query, k, (names, since, until)), route)
 
     def _postfilter(

@@ -52,7 +52,7 @@ async def answer_from_memory(
     """Retrieve, select and stream; prints as pieces arrive. Returns the Answer (None: nothing
     matched). text_store (api.text_search.TextStore): slide text and transcript go into the prompt
     and narrated events get more of the token budget, as in the API's ask."""
-    from api.questions import question_with_text
+    from api.questions import Scope, text_for_ask
     from compressor import select_tokens
     from llm import context_from_selection
     from memory import parse_time
@@ -69,6 +69,9 @@ async def answer_from_memory(
     if not hits:
         return None
     scored = [(bank.get_event(h.event_id), h.score) for h in hits]
+    weights, prompt = text_for_ask(
+        text_store, text, [e for e, _ in scored], hits, Scope(args.stream, since, until)
+    )
     selection = select_tokens(
         query,
         scored,
@@ -76,12 +79,8 @@ async def answer_from_memory(
         settings=settings.compressor.selection,
         is_live=all(h.start_wall_s is not None for h in hits),
         device=runner.device,
-        event_weights=text_store.speech_weights([e for e, _ in scored]) if text_store is not None else None,
+        event_weights=weights,
     )
-    prompt = text
-    if text_store is not None:
-        streams = args.stream or sorted({h.stream_id for h in hits})
-        prompt = question_with_text(text, text_store.prompt_text(text, streams, since, until))
     stream = runner.stream(
         prompt, context_from_selection(selection), max_new_tokens=args.max_new_tokens, started_s=started
     )

@@ -171,7 +171,7 @@ async def _tour(out: Demo, url: str, token: str, lecture: Any) -> None:
                     answered_by=kind,
                     expected=f"{slide.start_s:.0f}-{slide.end_s:.0f} s ({slide.title})",
                     found=f"{top['start_s']:.0f}-{top['end_s']:.0f} s" if top else None,
-                    right_slide=top is not None and _slide_of(top, lecture) == slide.index,
+                    right_slide=top is not None and _found_slide(top, lecture) == slide.index,
                     channel=top["channel"] if top else None,
                     snippet=top["snippet"] if top else None,
                     thumbnail=url + (top["thumbnail_url"] or "") if top else None,
@@ -226,12 +226,9 @@ async def _ask(out: Demo, url: str, token: str, question: str) -> None:
     )
 
 
-def _slide_of(hit: dict[str, Any], lecture: Any) -> int:
-    """The slide a result's time range overlaps most."""
-    overlaps = [
-        (min(hit["end_s"], s.end_s) - max(hit["start_s"], s.start_s), s.index) for s in lecture.slides
-    ]
-    return max(overlaps)[1]
+def _found_slide(hit: dict[str, Any], lecture: Any) -> int | None:
+    slide = lecture.slide_over(hit["start_s"], hit["end_s"])
+    return None if slide is None else slide.index
 
 
 def _span(job: dict[str, Any]) -> float | None:

@@ -52,7 +52,7 @@ def audio_activity(
     for start_s, end_s in windows:
         if end_s < start_s:
             raise ValueError(f"window ends before it starts: ({start_s}, {end_s})")
-        speech = speech_fraction(list(spans), start_s, end_s)
+        speech = speech_fraction(spans, start_s, end_s)
         sound = _fraction_loud(loud, track, start_s, end_s) if loud is not None and track is not None else 0.0
         activity = max(speech, settings.audio_activity_weight * sound)
         weight = settings.silent_floor + (1 - settings.silent_floor) * activity
@@ -66,7 +66,7 @@ def event_weights(
     """Weight per (start_s, end_s) event at query time, from the speech recorded in the text index
     (the audio itself is not kept): the same formula as `audio_activity` with speech alone."""
     return [
-        settings.silent_floor + (1 - settings.silent_floor) * speech_fraction(list(spans), start_s, end_s)
+        settings.silent_floor + (1 - settings.silent_floor) * speech_fraction(spans, start_s, end_s)
         for start_s, end_s in events
     ]
 

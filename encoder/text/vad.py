@@ -14,6 +14,7 @@ one in silero-vad's `get_speech_timestamps`): speech starts at `threshold`, ends
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -187,7 +188,7 @@ def detect_speech(
     return spans + segmenter.finish(start_s + samples.size / RATE_HZ)
 
 
-def speech_fraction(spans: list[SpeechSpan], start_s: float, end_s: float) -> float:
+def speech_fraction(spans: Sequence[SpeechSpan], start_s: float, end_s: float) -> float:
     """Share of [start_s, end_s) covered by speech spans."""
     if end_s <= start_s:
         return 0.0

@@ -2,38 +2,15 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 
-from compressor.records import Event, EventStats
+from compressor.records import Event
 from llm import ContextEvent, LLMSettings, Runner, load_model
 
+from ._events import grid_event
+
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
-
-
-def _event(d: int, grids: int = 6, hw: tuple[int, int] = (4, 4), seed: int = 0) -> Event:
-    rng = np.random.default_rng(seed)
-    h, w = hw
-    n = grids * h * w
-    t, hh, ww = np.meshgrid(np.arange(grids), np.arange(h), np.arange(w), indexing="ij")
-    emb = np.ones(8, np.float32) / np.sqrt(8)
-    return Event(
-        "e",
-        "cam",
-        0.0,
-        2.0 * grids,
-        None,
-        None,
-        emb,
-        rng.standard_normal((n, d)).astype(np.float16),
-        np.stack([t.ravel(), hh.ravel(), ww.ravel()], 1).astype(np.int32),
-        np.ones(n, np.int32),
-        0,
-        np.arange(grids) * 2.0,
-        hw,
-        EventStats(2 * grids, grids, n, n),
-    )
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +29,7 @@ def _tokens(model, mode: str, event: Event, n: int = 24) -> tuple[list[int], str
 
 @pytest.mark.parametrize("mode", ["cudagraph", "inductor"])
 def test_captured_decode_equals_eager_decode(cuda_model, mode):
-    event = _event(cuda_model.config.text_config.hidden_size)
+    event = grid_event(cuda_model.config.text_config.hidden_size)
     eager, _ = _tokens(cuda_model, "none", event)
     captured, used = _tokens(cuda_model, mode, event)
     assert used == mode  # no silent fallback
@@ -62,7 +39,7 @@ def test_captured_decode_equals_eager_decode(cuda_model, mode):
 def test_bf16_group_prefill_with_keynorm_holds_the_keep_ratio():
     model = load_model(LLMSettings(device="cuda", dtype="bfloat16"))
     runner = Runner(LLMSettings(device="cuda", kv_keep_ratio=0.5, kv_group_grids=2), model=model)
-    event = _event(model.config.text_config.hidden_size, grids=6)
+    event = grid_event(model.config.text_config.hidden_size, grids=6)
     answer = runner.answer("Where?", [ContextEvent.whole(event)], max_new_tokens=8)
     text = answer.prefill_tokens - answer.visual_tokens
     assert answer.kv_tokens == text + answer.visual_tokens // 2
@@ -72,7 +49,7 @@ def test_bf16_group_prefill_with_keynorm_holds_the_keep_ratio():
 def test_flash_prefill_equals_sdpa(cuda_model):
     pytest.importorskip("flash_attn")
     model = load_model(LLMSettings(device="cuda", dtype="bfloat16"))
-    event = _event(model.config.text_config.hidden_size)
+    event = grid_event(model.config.text_config.hidden_size)
     logits = []
     for attention in ("sdpa", "flash"):
         runner = Runner(LLMSettings(device="cuda", attention=attention, kv_group_grids=2), model=model)

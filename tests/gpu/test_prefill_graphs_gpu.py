@@ -3,40 +3,16 @@ graphs captured once per bucket serve later turns at other cache lengths."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 
-from compressor.records import Event, EventStats
 from llm import ContextEvent, LLMSettings, Runner, load_model
+
+from ._events import grid_event
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
 
 BUCKETS = {"prefill_bucket_tokens": 32, "prefill_graph_max_tokens": 256}
-
-
-def _event(d: int, event_id: str, t0: int, grids: int = 4, hw: tuple[int, int] = (4, 4)) -> Event:
-    rng = np.random.default_rng(t0)
-    h, w = hw
-    n = grids * h * w
-    t, hh, ww = np.meshgrid(np.arange(t0, t0 + grids), np.arange(h), np.arange(w), indexing="ij")
-    emb = np.ones(8, np.float32) / np.sqrt(8)
-    return Event(
-        event_id,
-        "cam",
-        2.0 * t0,
-        2.0 * (t0 + grids),
-        None,
-        None,
-        emb,
-        rng.standard_normal((n, d)).astype(np.float16),
-        np.stack([t.ravel(), hh.ravel(), ww.ravel()], 1).astype(np.int32),
-        np.ones(n, np.int32),
-        t0,
-        (t0 + np.arange(grids)) * 2.0,
-        hw,
-        EventStats(2 * grids, grids, n, n),
-    )
 
 
 def _turns(model, mode: str, **settings):
@@ -47,7 +23,7 @@ def _turns(model, mode: str, **settings):
         model=model,
     )
     d = model.config.text_config.hidden_size
-    first, second = _event(d, "a", 0), _event(d, "b", 10)
+    first, second = grid_event(d, event_id="a", t0=0, grids=4), grid_event(d, event_id="b", t0=10, grids=4)
     turns = [("What happens?", [first]), ("And then?", [second]), ("Why?", []), ("Why?", [])]
     logits, answers = [], []
     with runner.session() as s:
@@ -94,7 +70,7 @@ def test_warmup_captures_every_bucket_and_turns_capture_nothing_more():
     runner = Runner(LLMSettings(device="cuda", **BUCKETS), model=model)
     runner.warmup()
     assert runner.prefill_graph_counts()["captured_buckets"] == 256 // 32
-    event = _event(model.config.text_config.hidden_size, "a", 0)
+    event = grid_event(model.config.text_config.hidden_size, event_id="a", t0=0, grids=4)
     answer = runner.answer("Where?", [ContextEvent.whole(event)], max_new_tokens=4)
     assert answer.graphed_groups == answer.prefill_groups == 1 and answer.generated_tokens == 4
     assert runner.prefill_graph_counts()["captured_buckets"] == 256 // 32

@@ -86,6 +86,14 @@ class Lecture:
                 return slide
         return None
 
+    def slide_over(self, start_s: float, end_s: float) -> LectureSlide | None:
+        """The slide a time range overlaps most (a search result's "right slide"), None if none."""
+        overlap, slide = max(
+            ((min(end_s, s.end_s) - max(start_s, s.start_s), s) for s in self.slides),
+            key=lambda pair: (pair[0], pair[1].index),  # ties: the later slide
+        )
+        return slide if overlap > 0 else None
+
     def to_json(self) -> str:
         data = asdict(self)
         data["path"] = str(self.path)
