@@ -235,19 +235,29 @@ def median_of(runs: list[Ours]) -> Ours:
     )
 
 
-def profile_question(path: str, ask: Any, runner: Any) -> None:
-    """One more question under torch.profiler; the busiest ops by CUDA and by CPU time go to `path`."""
+def profile_question(path: str, bench: Any) -> None:
+    """One more question and its live follow-up, each under torch.profiler: the busiest ops by device
+    and by CPU time, and the device's busy time against the wall time, go to `path`."""
     from torch.profiler import ProfilerActivity, profile
 
-    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if runner.device.type == "cuda" else [])
-    with runner.session() as s, profile(activities=activities) as prof:
-        ask(s)
-    table = prof.key_averages()
-    with open(path, "w") as f:
-        for key in ("cuda_time_total", "cpu_time_total"):
-            if key == "cuda_time_total" and runner.device.type != "cuda":
-                continue
-            f.write(table.table(sort_by=key, row_limit=30) + "\n\n")
+    runner = bench.runner
+    is_cuda = runner.device.type == "cuda"
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if is_cuda else [])
+    with open(path, "w") as f, runner.session() as s:
+        for name, ask in (
+            ("question", lambda: bench.ask(s, QUESTION)),
+            ("follow-up", lambda: ask_live_followup(bench.plan, runner, s, bench.live, FOLLOW_UP)),
+        ):
+            with profile(activities=activities) as prof:
+                answer = ask()
+            table = prof.key_averages()
+            busy_us = sum(getattr(e, "self_device_time_total", 0.0) for e in table)
+            f.write(f"==== {name}: ttft {answer.ttft_s * 1000:.1f} ms, device busy {busy_us / 1000:.1f} ms "
+                    f"(whole call, decode included), breakdown {answer.breakdown}\n")
+            for key in ("cuda_time_total", "cpu_time_total"):
+                if key == "cuda_time_total" and not is_cuda:
+                    continue
+                f.write(table.table(sort_by=key, row_limit=30) + "\n\n")
 
 
 def decode_by_mode(runner: Any, context: list[Any], new_tokens: int) -> dict[str, float | None]:
@@ -447,7 +457,7 @@ def run(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
         "breakdown": ours["follow_eager"].breakdown,
     }
     if args.profile:
-        profile_question(args.profile, lambda s: bench.ask(s, QUESTION), bench.runner)
+        profile_question(args.profile, bench)
     variants = [stage_variant(bench, args.variant_events)] if args.variant_events else []
     for v in variants:
         yield {"bench": "llm", "stage": "variant", **v}

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +39,13 @@ def unit_norm(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)
     norm = np.linalg.norm(x, axis=-1, keepdims=True)
     return x / np.where(norm == 0, 1.0, norm)
+
+
+def _unit_vector(x: np.ndarray) -> np.ndarray:
+    """`unit_norm` of one [D] vector, without numpy's general-purpose overhead (once per grid)."""
+    x = x.astype(np.float64)
+    norm = math.sqrt(float(np.add.reduce(x * x)))  # as np.linalg.norm sums, so ties agree
+    return x / norm if norm else x
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> Any:
@@ -170,12 +178,18 @@ class Grid:
         elif self.units is None:
             self.units, self.token_norms = unit_rows(source)
         # The raw tokens are not needed any more: drop them so that only one copy stays alive.
-        self.frames = [dataclasses.replace(f, tokens=None) for f in self.frames]
+        self.frames = [f if f.tokens is None else dataclasses.replace(f, tokens=None) for f in self.frames]
         return source
 
     def pooled_embedding(self) -> np.ndarray:
         """[D] float64 unit norm: the mean of the frames' retrieval embeddings."""
-        return unit_norm(np.mean([f.embedding for f in self.frames], axis=0))
+        first = self.frames[0].embedding
+        if len(self.frames) == 1:
+            return _unit_vector(first)
+        total = first.copy()  # summed in the embeddings' dtype, in order, as np.mean along axis 0
+        for frame in self.frames[1:]:
+            total += frame.embedding
+        return _unit_vector(total / total.dtype.type(len(self.frames)))
 
 
 _Units = tuple[torch.Tensor, torch.Tensor]  # ([P, D] unit rows, [P] norms) of one grid

@@ -90,6 +90,9 @@ def merge_unit_tokens(
     n_runs, merged_static, merged_evs, merged_similar = (int(x) for x in sizes)  # host sync
     run_of, run_t, run_hw = _runs(starts)
     sums = torch.zeros((n_runs, d), dtype=norms.dtype, device=device)
+    # One grid per call: within a grid every run gets at most one token, so the GPU's atomic adds
+    # never contend (16 grids per call took the H100 bench's merge from 6.1 to 9.2 ms an event: a
+    # static run's tokens all land on one row).
     for t in range(t_grids):
         sums.index_add_(0, run_of[t], units[t] * norms[t].unsqueeze(1))
     counts = torch.bincount(run_of.reshape(-1), minlength=n_runs)
@@ -114,13 +117,14 @@ def _similar_to_run_head(
     neither tests nor restarts the run). The one sequential part: a run's head is known only once
     the grids before it are decided. No host sync inside.
     """
-    out = torch.zeros_like(repeat)
+    free = ~repeat  # [T, P]: tokens that test (and may restart) their run
+    rows = [torch.zeros_like(repeat[0])]
     head = units[0]  # [P, D]: unit row of each position's open run
     for t in range(1, len(units)):
-        similar = (row_dots(units[t], head) >= similarity) & ~repeat[t]
-        out[t] = similar
-        head = torch.where((repeat[t] | similar).unsqueeze(1), head, units[t])
-    return out
+        similar = (row_dots(units[t], head) >= similarity).logical_and_(free[t])
+        rows.append(similar)
+        head = torch.where((similar | repeat[t]).unsqueeze(1), head, units[t])
+    return torch.stack(rows)
 
 
 def _runs(starts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

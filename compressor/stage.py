@@ -45,30 +45,41 @@ class Compressor:
         self._filter = StaticPatchFilter(s.patch_size, s.static_tau) if s.is_pixel_filter_enabled else None
         self._grid_static: dict[int, np.ndarray] = {}  # grid_index -> [h, w] bool, AND over its frames
         self._grid_patches: dict[int, list[int]] = {}  # grid_index -> [static patches, patches tested]
-        self._thumbnails: dict[int, Image.Image] = {}  # grid_index -> its first frame, box-reduced
+        # grid_index -> its first frame, reduced (an image, or the [h, w, 3] array it came as)
+        self._thumbnails: dict[int, Image.Image | np.ndarray] = {}
 
-    def process(self, encoded: EncodedFrame, rgb: np.ndarray | None = None) -> list[Event]:
-        """Take the next frame of the stream; return the events it closed (usually none)."""
+    def process(
+        self, encoded: EncodedFrame, rgb: np.ndarray | None = None, thumbnail: np.ndarray | None = None
+    ) -> list[Event]:
+        """Take the next frame of the stream; return the events it closed (usually none).
+
+        rgb: the frame (for the pixel test when the record has no mask, and for its keyframe);
+        thumbnail: the frame already reduced (`thumbnail_px` or less), used for the keyframe instead.
+        """
         self._note_static(encoded, rgb)
-        if (
-            rgb is not None
-            and self.settings.thumbnails_per_event
-            and encoded.grid_index not in self._thumbnails
-        ):
-            # A cheap box reduce now; the few chosen keyframes are resized properly at event close.
-            factor = max(1, max(rgb.shape[:2]) // self.settings.thumbnail_px)
-            self._thumbnails[encoded.grid_index] = Image.fromarray(rgb).reduce(factor)
+        grid = encoded.grid_index
+        if self.settings.thumbnails_per_event and grid not in self._thumbnails:
+            if thumbnail is not None:
+                self._thumbnails[grid] = thumbnail  # made an image only if chosen as a keyframe
+            elif rgb is not None:
+                # A cheap box reduce now; the few chosen keyframes are resized properly at event close.
+                factor = max(1, max(rgb.shape[:2]) // self.settings.thumbnail_px)
+                self._thumbnails[grid] = Image.fromarray(rgb).reduce(factor)
         return [self._build_event(grids) for grids in self._segmenter.process(encoded)]
 
     def process_many(
-        self, encoded: Sequence[EncodedFrame], rgbs: Sequence[np.ndarray | None] | None = None
+        self,
+        encoded: Sequence[EncodedFrame],
+        rgbs: Sequence[np.ndarray | None] | None = None,
+        thumbnails: Sequence[np.ndarray | None] | None = None,
     ) -> list[Event]:
         """`process` for consecutive frames of the stream (a batch from the encoder): their grids'
         unit rows and token changes are computed together, with one host sync for the batch."""
         self._segmenter.prepare(encoded)
         events: list[Event] = []
         for k, item in enumerate(encoded):
-            events += self.process(item, None if rgbs is None else rgbs[k])
+            rgb = None if rgbs is None else rgbs[k]
+            events += self.process(item, rgb, None if thumbnails is None else thumbnails[k])
         return events
 
     def flush(self) -> list[Event]:
@@ -166,6 +177,8 @@ class Compressor:
             buffer = io.BytesIO()
             image = images[i]
             assert image is not None
+            if isinstance(image, np.ndarray):
+                image = Image.fromarray(image)
             image.thumbnail(
                 (self.settings.thumbnail_px, self.settings.thumbnail_px), Image.Resampling.BILINEAR
             )

@@ -17,6 +17,7 @@ from typing import Any, Literal, overload
 import numpy as np
 import torch
 
+from ._last_kept import LastKeptGraphs
 from .errors import CompressorInputError
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float64)
@@ -141,11 +142,13 @@ class StaticPatchFilter:
         self._kept: Any = None  # [H, W, 3] uint8 copy-forward image: np.ndarray, or a tensor on device
         self._scale: torch.Tensor | None = None  # [3] float64 per-channel scale, on the device
         self._previous: Any = None  # [H, W, 3], only for reference="previous"
+        self._graphs: LastKeptGraphs | None = None  # batched last-kept test on the device
 
     def reset(self) -> None:
         """Forget the reference: the next frame starts a segment."""
         self._kept = None
         self._previous = None
+        self._graphs = None
 
     def process(self, rgb: np.ndarray, *, is_segment_start: bool = False) -> StaticPatches:
         """Test one frame against the reference and update the reference with its kept patches."""
@@ -154,44 +157,51 @@ class StaticPatchFilter:
         mask = self._test(frame, is_segment_start)
         return self._decision(rgb.shape, None if mask is None else _host(mask))
 
-    def process_many(self, rgbs: Sequence[np.ndarray]) -> list[StaticPatches]:
+    def process_many(self, rgbs: Sequence[np.ndarray] | torch.Tensor) -> list[StaticPatches]:
         """`process` for consecutive frames of the stream. On a device, frames of one size go over
-        in one copy and their masks come back in one: one host sync per batch, not per frame."""
-        for rgb in rgbs:
-            _check_frame("rgb", rgb)
-        if self.device is None or len({rgb.shape for rgb in rgbs}) != 1:
-            return [self.process(rgb) for rgb in rgbs]
-        batch = torch.from_numpy(np.stack(rgbs)).to(self.device)  # [B, H, W, 3] uint8
+        in one copy (or come as a [B, H, W, 3] uint8 tensor already there) and are tested by one
+        graph replay; their masks come back in one copy: one host sync per batch, not per frame."""
+        if isinstance(rgbs, torch.Tensor):
+            if self.device is None or rgbs.ndim != 4 or rgbs.shape[3] != 3 or rgbs.dtype != torch.uint8:
+                raise CompressorInputError(
+                    f"a frame batch tensor must be [B, H, W, 3] uint8 on the filter's device, got "
+                    f"{tuple(rgbs.shape)} {rgbs.dtype} for a filter on {self.device}"
+                )
+            batch = rgbs.to(self.device)
+            shape = tuple(rgbs.shape[1:])
+        else:
+            for rgb in rgbs:
+                _check_frame("rgb", rgb)
+            if self.device is None or len({rgb.shape for rgb in rgbs}) != 1:
+                return [self.process(rgb) for rgb in rgbs]
+            batch = torch.from_numpy(np.stack(rgbs)).to(self.device)  # [B, H, W, 3] uint8
+            shape = rgbs[0].shape
         if self.reference == "last_kept":
             masks = self._test_batch(batch)
         else:
             masks = [self._test(frame, False) for frame in batch]
         tested = [m for m in masks if m is not None]
         host = iter(torch.stack(tested).cpu().numpy() if tested else [])
-        return [self._decision(rgbs[0].shape, None if m is None else next(host)) for m in masks]
+        return [self._decision(shape, None if m is None else next(host)) for m in masks]
 
     def _test_batch(self, batch: torch.Tensor) -> list[torch.Tensor | None]:
-        """The last-kept rule over a batch [B, H, W, 3] on the device: the reference is held as
-        int16 for the whole batch, so each frame costs a handful of kernels and no host copy."""
+        """The last-kept rule over a batch [B, H, W, 3] on the device, as one graph replay
+        (`_last_kept`); the uint8 reference is brought up to date once per batch."""
         p, masks = self.patch_size, list[torch.Tensor | None]()
         if self._kept is None or tuple(self._kept.shape) != tuple(batch.shape[1:]):
             self._kept, self._previous = batch[0].clone(), None
             masks.append(None)  # a segment starts: the first frame is kept whole
         if len(masks) == batch.shape[0]:
             return masks
-        hp, wp = batch.shape[1] // p, batch.shape[2] // p
-        patches = (hp, p, wp, p, 3)
-        frames = batch[len(masks) :, : hp * p, : wp * p].to(torch.int16)  # [B', hp*p, wp*p, 3]
-        kept = self._kept[: hp * p, : wp * p].to(torch.int16)
         if self._scale is None:
             self._scale = torch.tensor(_CHANNEL_SCALE / (p * p * 3), dtype=torch.float64, device=batch.device)
-        for frame in frames:
-            sums = (frame - kept).abs_().view(patches).sum(dim=(1, 3), dtype=torch.int32)  # [hp, wp, 3]
-            mask = (sums.double() @ self._scale).float() <= self.tau  # as patch_differences_torch
-            kept = torch.where(mask[:, None, :, None, None], kept.view(patches), frame.view(patches))
-            kept = kept.view(hp * p, wp * p, 3)
-            masks.append(mask)
-        self._kept[: hp * p, : wp * p] = kept.to(torch.uint8)
+        if self._graphs is None:
+            self._graphs = LastKeptGraphs(p, self.tau, self._scale)
+        self._graphs.set_reference(self._kept)  # `process` may have moved it since the last batch
+        tested, reference = self._graphs.run(batch[len(masks) :])
+        masks.extend(tested)
+        hp, wp = reference.shape[0] // p, reference.shape[1] // p
+        self._kept[: hp * p, : wp * p] = reference.to(torch.uint8)
         # Pixels past the last whole patch are never tested; they always show the latest frame.
         self._kept[hp * p :] = batch[-1, hp * p :]
         self._kept[:, wp * p :] = batch[-1, :, wp * p :]

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
+import torch
 
 from .encoder import Encoder
 from .errors import EncoderError
@@ -35,6 +36,7 @@ class _Request:
     frames: list[Frame]
     skip: list[bool]
     masks: list[np.ndarray | None]
+    pixels: list[torch.Tensor | None]  # per frame: its pixels already on the device, or None
     future: Future[list[EncodedFrame]] = field(default_factory=Future)
     flush_stream: str | None = None
     is_flush: bool = False
@@ -68,23 +70,25 @@ class BatchingEncoder:
         frames: Sequence[Frame],
         skip: Sequence[bool] | None = None,
         static_masks: Sequence[np.ndarray | None] | None = None,
+        pixels: Sequence[torch.Tensor | None] | None = None,
     ) -> Future[list[EncodedFrame]]:
         """Queue frames (any streams); the future gives the EncodedFrames this request completed.
 
         A pair whose first frame came in an earlier request is returned to the request that
-        brought its second frame.
+        brought its second frame. pixels: as for `Encoder.encode`.
         """
         n = len(frames)
         request = _Request(
             list(frames),
             [False] * n if skip is None else list(skip),
             [None] * n if static_masks is None else list(static_masks),
+            [None] * n if pixels is None else list(pixels),
         )
         return self._put(request)
 
     def flush(self, stream_id: str | None = None) -> Future[list[EncodedFrame]]:
         """Encode the waiting lone frame of one stream (or all), after everything queued before."""
-        return self._put(_Request([], [], [], flush_stream=stream_id, is_flush=True))
+        return self._put(_Request([], [], [], [], flush_stream=stream_id, is_flush=True))
 
     def close(self) -> None:
         """Stop the worker; requests still queued fail with EncoderError. Idempotent."""
@@ -144,7 +148,10 @@ class BatchingEncoder:
         frames = [f for r in batch for f in r.frames]
         try:
             records = self.encoder.encode(
-                frames, [s for r in batch for s in r.skip], [m for r in batch for m in r.masks]
+                frames,
+                [s for r in batch for s in r.skip],
+                [m for r in batch for m in r.masks],
+                [x for r in batch for x in r.pixels],
             )
         except Exception as exc:
             if len(batch) == 1:

@@ -21,13 +21,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from .config import EncoderSettings
 from .errors import FrameShapeError
+from .qwen_preprocess import upload_frames
 from .records import EncodedFrame, GridTokens
 from .retrieval import RetrievalEncoder
 from .vision_tower import VisionTower
@@ -36,10 +37,14 @@ if TYPE_CHECKING:
     from ingest import Frame  # only a type here: the device machine has no PyAV
 
 
+# A frame as the encoder plans it: (frame, skip, static_mask, its pixels on the device or None)
+_Planned = tuple["Frame", bool, "np.ndarray | None", "torch.Tensor | None"]
+
+
 @dataclass
 class _StreamState:
     grids_started: int = 0
-    pending: tuple[Frame, bool, np.ndarray | None] | None = None  # (frame, skip, static_mask)
+    pending: _Planned | None = None
     last_embedding: np.ndarray | None = None  # [D] float32
     last_tokens: np.ndarray | torch.Tensor | None = None  # [h*w, D_llm] float16, host or device
     last_grid_hw: tuple[int, int] = (0, 0)
@@ -51,7 +56,7 @@ class _Pair:
 
     stream_id: str
     grid_index: int
-    frames: list[tuple[Frame, bool, np.ndarray | None]]  # 1 or 2 (frame, skip, static_mask)
+    frames: list[_Planned]  # 1 or 2
     embed_jobs: list[int | None] = field(default_factory=list)  # per frame: row in the batch, None = carry
     tower_job: int | None = None  # row in the tower batch, None = carry
 
@@ -98,27 +103,37 @@ class Encoder:
         frames: Sequence[Frame],
         skip: Sequence[bool] | None = None,
         static_masks: Sequence[np.ndarray | None] | None = None,
+        pixels: Sequence[torch.Tensor | None] | None = None,
     ) -> list[EncodedFrame]:
         """Frames of any streams, in arrival order -> EncodedFrames of every completed pair.
 
         `static_masks[i]` (the compressor's [H//p, W//p] mask) is passed through to the record.
+        `pixels[i]`: frame i's [H, W, 3] uint8 already on the device (the pixel test uploaded it),
+        used instead of copying `frames[i].rgb` over again.
         """
-        skip = [False] * len(frames) if skip is None else list(skip)
-        masks = [None] * len(frames) if static_masks is None else list(static_masks)
-        if len(skip) != len(frames) or len(masks) != len(frames):
+        n = len(frames)
+        skip = [False] * n if skip is None else list(skip)
+        masks = [None] * n if static_masks is None else list(static_masks)
+        rows = [None] * n if pixels is None else list(pixels)
+        if len(skip) != n or len(masks) != n or len(rows) != n:
             raise FrameShapeError(
-                f"skip and static_masks need one entry per frame: {len(frames)} frames, "
-                f"{len(skip)} skip flags, {len(masks)} masks"
+                f"skip, static_masks and pixels need one entry per frame: {n} frames, "
+                f"{len(skip)} skip flags, {len(masks)} masks, {len(rows)} pixel rows"
             )
-        for frame in frames:  # refuse bad frames before any stream state changes
+        for frame, row in zip(frames, rows, strict=True):  # refuse bad input before any state changes
             self.tower.layout.resized_hw(frame.height, frame.width)
+            if row is not None and tuple(row.shape) != (frame.height, frame.width, 3):
+                raise FrameShapeError(
+                    f"pixels of frame {frame.index} are {tuple(row.shape)}, not {(frame.height, frame.width, 3)}"
+                )
         pairs = []
-        for frame, is_static, mask in zip(frames, skip, masks, strict=True):
+        for planned in zip(frames, skip, masks, rows, strict=True):
+            frame = planned[0]
             state = self._streams.setdefault(frame.stream_id, _StreamState())
             if state.pending is None:
-                state.pending = (frame, is_static, mask)
+                state.pending = planned
                 continue
-            pairs.append(self._close_pair(frame.stream_id, state, [state.pending, (frame, is_static, mask)]))
+            pairs.append(self._close_pair(frame.stream_id, state, [state.pending, planned]))
         return self._run(pairs)
 
     def flush(self, stream_id: str | None = None) -> list[EncodedFrame]:
@@ -146,14 +161,35 @@ class Encoder:
         if not pairs:
             return []
         to_embed, to_tower = self._plan(pairs)
-        embeddings = _frozen(self._embed_frames([pairs[p].frames[f][0].rgb for p, f in to_embed]))
-        grids = self.tower.encode_pairs([[frame.rgb for frame, _, _ in pairs[p].frames] for p in to_tower])
+        needed = set(to_embed) | {(p, f) for p in to_tower for f in range(len(pairs[p].frames))}
+        pixels = self._on_device(pairs, needed)
+        embeddings = _frozen(self._embed_frames([pixels[key] for key in to_embed]))
+        grids = self.tower.encode_pairs(
+            [[pixels[(p, f)] for f in range(len(pairs[p].frames))] for p in to_tower]
+        )
         records = self._assemble(pairs, embeddings, grids)
         if self.tokens_on_device and grids and self.tower.device.type == "cuda":
             # Finished before they are handed over (as the host copy used to ensure): a consumer
             # may read them from another thread or CUDA stream.
             torch.cuda.current_stream(self.tower.device).synchronize()
         return records
+
+    def _on_device(self, pairs: list[_Pair], needed: set[tuple[int, int]]) -> dict[tuple[int, int], Any]:
+        """The pixels of the (pair, frame)s either model needs, on the tower's device: each frame
+        goes over once for both models, in one copy per frame size (frames that came with their
+        pixels there are not copied again)."""
+        out: dict[tuple[int, int], Any] = {}
+        by_size: dict[tuple[int, ...], list[tuple[int, int]]] = {}
+        for p, f in sorted(needed):
+            frame, _, _, row = pairs[p].frames[f]
+            if row is not None:
+                out[(p, f)] = row
+            else:
+                by_size.setdefault(frame.rgb.shape, []).append((p, f))
+        for keys in by_size.values():
+            batch = upload_frames([pairs[p].frames[f][0].rgb for p, f in keys], self.tower.device)
+            out.update(zip(keys, batch, strict=True))
+        return out
 
     def _plan(self, pairs: list[_Pair]) -> tuple[list[tuple[int, int]], list[int]]:
         """Decide what runs: (pair, frame) rows for the retrieval encoder, pair rows for the tower."""
@@ -162,21 +198,22 @@ class Encoder:
         to_embed: list[tuple[int, int]] = []
         to_tower: list[int] = []
         for p, pair in enumerate(pairs):
-            for f, (_, is_static, _) in enumerate(pair.frames):
+            for f, (_, is_static, _, _) in enumerate(pair.frames):
                 if is_static and has_embedding[pair.stream_id]:
                     pair.embed_jobs.append(None)
                 else:
                     pair.embed_jobs.append(len(to_embed))
                     to_embed.append((p, f))
                     has_embedding[pair.stream_id] = True
-            if not (all(s for _, s, _ in pair.frames) and has_tokens[pair.stream_id]):
+            if not (all(s for _, s, _, _ in pair.frames) and has_tokens[pair.stream_id]):
                 pair.tower_job = len(to_tower)
                 to_tower.append(p)
                 has_tokens[pair.stream_id] = True
         return to_embed, to_tower
 
-    def _embed_frames(self, rgbs: list[np.ndarray]) -> np.ndarray:
-        """Retrieval embeddings [n, D]. The hook for a VLM whose tower is the retrieval encoder."""
+    def _embed_frames(self, rgbs: list[Any]) -> np.ndarray:
+        """Retrieval embeddings [n, D] of [H, W, 3] uint8 frames on the device. The hook for a VLM
+        whose tower is the retrieval encoder."""
         return self.retrieval.embed_images(rgbs)
 
     def _assemble(
@@ -190,7 +227,7 @@ class Encoder:
                 tokens = grid.tokens.half()
                 state.last_tokens = tokens if self.tokens_on_device else _frozen(tokens.cpu().numpy())
                 state.last_grid_hw = grid.grid_hw
-            for f, (frame, _, mask) in enumerate(pair.frames):
+            for f, (frame, _, mask, _) in enumerate(pair.frames):
                 job = pair.embed_jobs[f]
                 if job is not None:
                     state.last_embedding = embeddings[job]

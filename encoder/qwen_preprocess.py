@@ -81,27 +81,43 @@ def smart_resize(height: int, width: int, factor: int, min_pixels: int, max_pixe
     return h_bar, w_bar
 
 
-def check_frames(frames: Sequence[np.ndarray]) -> None:
+FrameArray = np.ndarray | torch.Tensor  # [H, W, 3] uint8: a decoded frame, or one already on a device
+
+
+def check_frames(frames: Sequence[FrameArray]) -> None:
     """Every frame [H, W, 3] uint8, all of one size."""
     if not frames:
         raise FrameShapeError("need at least one frame")
-    first = frames[0].shape
+    first = tuple(frames[0].shape)
     for i, frame in enumerate(frames):
-        if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
-            raise FrameShapeError(f"frame {i} must be [H, W, 3] uint8, got {frame.shape} {frame.dtype}")
-        if frame.shape != first:
+        is_uint8 = frame.dtype == (torch.uint8 if isinstance(frame, torch.Tensor) else np.uint8)
+        if frame.ndim != 3 or frame.shape[2] != 3 or not is_uint8:
             raise FrameShapeError(
-                f"frames of one clip must share a size: frame {i} is {frame.shape}, not {first}"
+                f"frame {i} must be [H, W, 3] uint8, got {tuple(frame.shape)} {frame.dtype}"
+            )
+        if tuple(frame.shape) != first:
+            raise FrameShapeError(
+                f"frames of one clip must share a size: frame {i} is {tuple(frame.shape)}, not {first}"
             )
 
 
-def frames_to_tensor(frames: Sequence[np.ndarray], device: torch.device) -> torch.Tensor:
-    """[T, H, W, 3] uint8 numpy frames -> [T, 3, H, W] uint8 on `device` (pinned, async on CUDA)."""
+def upload_frames(frames: Sequence[FrameArray], device: torch.device) -> torch.Tensor:
+    """Frames of one size -> [T, H, W, 3] uint8 on `device`. Host frames are copied once, into
+    pinned memory, and go over asynchronously on CUDA; frames already there are only stacked."""
     check_frames(frames)
-    host = torch.from_numpy(np.stack(frames))
-    if device.type == "cuda":
-        host = host.pin_memory()
-    return host.to(device, non_blocking=True).permute(0, 3, 1, 2)
+    if all(isinstance(f, torch.Tensor) for f in frames):
+        return torch.stack([f.to(device) for f in frames])  # type: ignore[union-attr]
+    host = [f.cpu().numpy() if isinstance(f, torch.Tensor) else f for f in frames]
+    if device.type != "cuda":
+        return torch.from_numpy(np.stack(host))
+    pinned = torch.empty((len(host), *host[0].shape), dtype=torch.uint8, pin_memory=True)
+    np.stack(host, out=pinned.numpy())
+    return pinned.to(device, non_blocking=True)
+
+
+def frames_to_tensor(frames: Sequence[FrameArray], device: torch.device) -> torch.Tensor:
+    """[T, H, W, 3] uint8 frames -> [T, 3, H, W] uint8 on `device` (pinned, async on CUDA)."""
+    return upload_frames(frames, device).permute(0, 3, 1, 2)
 
 
 def resize_uint8(video: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
@@ -137,7 +153,7 @@ def patchify(video: torch.Tensor, layout: PatchLayout) -> tuple[torch.Tensor, tu
 
 
 def preprocess(
-    frames: Sequence[np.ndarray], layout: PatchLayout, device: torch.device | str = "cpu"
+    frames: Sequence[FrameArray], layout: PatchLayout, device: torch.device | str = "cpu"
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One clip of frames -> (pixel_values [n_patches, C*T*p*p] float32, grid_thw [1, 3] int64).
 
@@ -152,7 +168,7 @@ def preprocess(
 
 
 def preprocess_pairs(
-    pairs: Sequence[Sequence[np.ndarray]], layout: PatchLayout, device: torch.device
+    pairs: Sequence[Sequence[FrameArray]], layout: PatchLayout, device: torch.device
 ) -> tuple[torch.Tensor, tuple[int, int]]:
     """Many temporal grids of one size at once: each pair is 1 or 2 frames of one size.
 

@@ -22,7 +22,7 @@ from vidsight.devices import build_seeded, resolve_device, resolve_dtype
 
 from .config import EncoderSettings
 from .errors import FrameShapeError, ModelLoadError
-from .qwen_preprocess import check_frames
+from .qwen_preprocess import FrameArray, upload_frames
 
 SIGLIP_PRESETS = ("tiny", "so400m")
 _MEAN = 0.5
@@ -125,13 +125,10 @@ class RetrievalEncoder:
 
     # embeddings --------------------------------------------------------------------------------
 
-    def pixel_values(self, frames: Sequence[np.ndarray]) -> torch.Tensor:
-        """Frames of one size -> [B, 3, S, S] normalised, on the model's device and dtype."""
-        check_frames(frames)
-        host = torch.from_numpy(np.stack(frames))
-        if self.device.type == "cuda":
-            host = host.pin_memory()
-        video = host.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float()
+    def pixel_values(self, frames: Sequence[FrameArray]) -> torch.Tensor:
+        """Frames of one size (host, or on the device) -> [B, 3, S, S] normalised, on the model's
+        device and dtype."""
+        video = upload_frames(frames, self.device).permute(0, 3, 1, 2).float()
         size = [self.image_size, self.image_size]
         if list(video.shape[-2:]) != size:
             video = F.interpolate(video, size=size, mode="bilinear", antialias=True, align_corners=False)
@@ -144,14 +141,15 @@ class RetrievalEncoder:
         return pooled
 
     @torch.inference_mode()
-    def embed_images(self, frames: Sequence[np.ndarray]) -> np.ndarray:
-        """[H, W, 3] uint8 frames (any sizes) -> [B, D] float32, unit norm, in input order."""
+    def embed_images(self, frames: Sequence[FrameArray]) -> np.ndarray:
+        """[H, W, 3] uint8 frames (any sizes; host, or on the device) -> [B, D] float32, unit norm,
+        in input order."""
         if not frames:
             return np.zeros((0, self.dim), np.float32)
         out = np.zeros((len(frames), self.dim), np.float32)
         by_size: dict[tuple[int, ...], list[int]] = {}
         for i, frame in enumerate(frames):
-            by_size.setdefault(frame.shape, []).append(i)
+            by_size.setdefault(tuple(frame.shape), []).append(i)
         for indices in by_size.values():
             for start in range(0, len(indices), self.max_batch_images):
                 chunk = indices[start : start + self.max_batch_images]

@@ -20,7 +20,7 @@ from ._qwen_cuda_graph import GraphCache
 from ._qwen_fast import FastQwenTower
 from .config import EncoderSettings
 from .errors import ModelLoadError
-from .qwen_preprocess import PatchLayout, preprocess, preprocess_pairs
+from .qwen_preprocess import FrameArray, PatchLayout, preprocess, preprocess_pairs
 from .records import GridTokens
 
 log = logging.getLogger(__name__)
@@ -149,10 +149,11 @@ class VisionTower:
         return self.encode_pairs([frames[i : i + tp] for i in range(0, len(frames), tp)])
 
     @torch.inference_mode()
-    def encode_pairs(self, pairs: Sequence[Sequence[np.ndarray]]) -> list[GridTokens]:
+    def encode_pairs(self, pairs: Sequence[Sequence[FrameArray]]) -> list[GridTokens]:
         """Temporal grids from anywhere (any streams, any sizes) -> GridTokens in the same order.
 
-        Each entry is the 1 or 2 frames of one grid (a lone frame is repeated). Grids of one size
+        Each entry is the 1 or 2 frames of one grid (a lone frame is repeated), on the host or
+        already on the device. Grids of one size
         run together, at most `max_grids_per_call` per forward pass.
         """
         results: list[GridTokens | None] = [None] * len(pairs)

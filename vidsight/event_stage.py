@@ -21,20 +21,25 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from compressor import Compressor, CompressorSettings, Event, StaticPatchFilter
 from encoder import EncodedFrame
+from encoder.qwen_preprocess import upload_frames
 from ingest import Frame
 
 
 class FrameEncoder(Protocol):
-    """What the stage needs from the encoder (an `encoder.Encoder` or an actor proxy)."""
+    """What the stage needs from the encoder (an `encoder.Encoder` or an actor proxy). pixels: each
+    frame's [H, W, 3] uint8 already on the encoder's device (the pixel test put it there), or None;
+    an encoder in another process is never given any."""
 
     def encode(
         self,
         frames: Sequence[Frame],
         skip: Sequence[bool] | None = None,
         static_masks: Sequence[np.ndarray | None] | None = None,
+        pixels: Sequence[torch.Tensor | None] | None = None,
     ) -> list[EncodedFrame]: ...
 
     def flush(self, stream_id: str | None = None) -> list[EncodedFrame]: ...
@@ -71,14 +76,15 @@ class EventEncoder(Protocol):
 class EventStage:
     """An `EventEncoder` over a `FrameEncoder`, with a pixel test and a Compressor per stream.
 
-    device: where the pixel test runs (the encoder's GPU; None: numpy on the host). On CUDA the
+    device: where the pixel test runs (the encoder's GPU; None or the CPU: numpy on the host). On CUDA the
     pixel test and the compressors use a CUDA stream of their own, so their few host syncs never
     wait behind an encoder batch. Thread-safe: calls for different streams run side by side.
     """
 
     def __init__(self, encoder: FrameEncoder, device: torch.device | str | None = None) -> None:
         self.encoder = encoder
-        self.device = None if device is None else torch.device(device)
+        # On the CPU the numpy pixel test is ~10x faster than torch's, and there is nothing to upload.
+        self.device = None if device is None or torch.device(device).type == "cpu" else torch.device(device)
         is_cuda = self.device is not None and self.device.type == "cuda"
         # High priority: its small kernels go ahead of the encoder's when SMs free up, so its
         # host syncs do not wait for whole encoder batches.
@@ -101,14 +107,14 @@ class EventStage:
         """Runs in the calling thread; the future is done when it returns. seq: the call's number
         in its stream (from 0 at open_stream); default: calls are numbered as they arrive."""
         state = self._stream(stream_id, frames)
-        (skip, _), events, seconds = self._run(
+        tested, events, seconds = self._run(
             state,
             seq,
-            lambda _: self._on_side_stream(lambda: _pixel_test(state, frames)),
-            lambda decisions: _encode(self.encoder, state, frames, decisions),
+            lambda _: self._on_side_stream(lambda: _pixel_test(state, frames, self.device)),
+            lambda tested: _encode(self.encoder, state, frames, tested),
             lambda encoded: self._on_side_stream(lambda: _compress(state, encoded, is_closing=False)),
         )
-        return _done(StageOutput(events, sum(skip), *seconds))
+        return _done(StageOutput(events, sum(tested.skip), *seconds))
 
     def flush_events(self, stream_id: str, seq: int | None = None) -> Future[StageOutput]:
         """End of the stream (or of a file): encode its lone waiting frame, close its open event."""
@@ -163,12 +169,16 @@ class EventStage:
             return call()
 
 
+_Pixels = tuple[np.ndarray | None, torch.Tensor | None]  # a frame's rgb, and its copy on the device
+
+
 @dataclass
 class _OpenStream:
     compressor: Compressor
     patch_filter: StaticPatchFilter
     is_skipping_static: bool
-    rgb_by_index: dict[int, np.ndarray] = field(default_factory=dict)  # frames waiting for their record
+    # frames waiting for their record: (rgb, on the device or None) by Frame.index
+    pixels_by_index: dict[int, _Pixels] = field(default_factory=dict)
     turns: _Turns = field(default_factory=lambda: _Turns(3))
 
 
@@ -195,43 +205,78 @@ class _Turns:
             self._cond.notify_all()
 
 
-def _pixel_test(state: _OpenStream, frames: Sequence[Frame]) -> tuple[list[bool], list[np.ndarray]]:
-    decisions = state.patch_filter.process_many([frame.rgb for frame in frames])
+@dataclass(frozen=True, slots=True)
+class _Tested:
+    """A batch after the pixel test: what the encoder and the compressor take from it."""
+
+    skip: list[bool]  # every patch static (and skipping on): the encoder carries the frame over
+    masks: list[np.ndarray]
+    pixels: list[torch.Tensor | None]  # each frame on the device: for the encoder and thumbnails
+
+
+def _pixel_test(state: _OpenStream, frames: Sequence[Frame], device: torch.device | None) -> _Tested:
+    """On a device, the batch goes over once: the pixel test, the encoder and the keyframe
+    thumbnails all read that copy."""
+    rgbs = [frame.rgb for frame in frames]
+    batch = upload_frames(rgbs, device) if device is not None and len({r.shape for r in rgbs}) == 1 else None
+    decisions = state.patch_filter.process_many(rgbs if batch is None else batch)
     skip = [d.is_frame_static and state.is_skipping_static for d in decisions]
-    return skip, [d.mask for d in decisions]
+    pixels = [None] * len(rgbs) if batch is None else list(batch)
+    return _Tested(skip, [d.mask for d in decisions], pixels)  # type: ignore[arg-type]
+
+
+def shrink_frames(batch: torch.Tensor, longest_px: int) -> np.ndarray:
+    """[B, H, W, 3] uint8 on any device -> [B, h, w, 3] uint8 on the host, the longer side at most
+    `longest_px`, each output pixel the mean of the pixels it covers (area resampling)."""
+    height, width = batch.shape[1:3]
+    scale = longest_px / max(height, width)
+    if scale >= 1:
+        return batch.cpu().numpy()  # type: ignore[no-any-return]
+    size = (max(1, round(height * scale)), max(1, round(width * scale)))
+    small = F.interpolate(batch.permute(0, 3, 1, 2).float(), size=size, mode="area")
+    return small.round_().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()  # type: ignore[no-any-return]
 
 
 def _encode(
-    encoder: FrameEncoder,
-    state: _OpenStream,
-    frames: Sequence[Frame],
-    decisions: tuple[list[bool], list[np.ndarray]],
-) -> tuple[list[EncodedFrame], list[np.ndarray | None]]:
-    skip, masks = decisions
-    for frame in frames:
-        state.rgb_by_index[frame.index] = frame.rgb
-    encoded = encoder.encode(frames, skip=skip, static_masks=masks)
-    return encoded, [state.rgb_by_index.pop(item.index, None) for item in encoded]
+    encoder: FrameEncoder, state: _OpenStream, frames: Sequence[Frame], tested: _Tested
+) -> tuple[list[EncodedFrame], list[_Pixels]]:
+    for frame, row in zip(frames, tested.pixels, strict=True):
+        state.pixels_by_index[frame.index] = (frame.rgb, row)
+    pixels = None if all(p is None for p in tested.pixels) else tested.pixels
+    if pixels is not None and pixels[0] is not None and pixels[0].is_cuda:
+        # uploaded on the stage's CUDA stream, read on the encoder's: not to be reused before that
+        pixels[0].record_stream(torch.cuda.current_stream(pixels[0].device))
+    encoded = encoder.encode(frames, skip=tested.skip, static_masks=tested.masks, pixels=pixels)
+    return encoded, [state.pixels_by_index.pop(item.index, (None, None)) for item in encoded]
 
 
 def _flush_encoder(
     encoder: FrameEncoder, state: _OpenStream, stream_id: str
-) -> tuple[list[EncodedFrame], list[np.ndarray | None]]:
+) -> tuple[list[EncodedFrame], list[_Pixels]]:
     encoded = encoder.flush(stream_id)
-    rgbs = [state.rgb_by_index.pop(item.index, None) for item in encoded]
-    state.rgb_by_index.clear()
-    return encoded, rgbs
+    pixels = [state.pixels_by_index.pop(item.index, (None, None)) for item in encoded]
+    state.pixels_by_index.clear()
+    return encoded, pixels
 
 
 def _compress(
-    state: _OpenStream, encoded: tuple[list[EncodedFrame], list[np.ndarray | None]], is_closing: bool
+    state: _OpenStream, encoded: tuple[list[EncodedFrame], list[_Pixels]], is_closing: bool
 ) -> list[Event]:
-    records, rgbs = encoded
+    records, pixels = encoded
     side = torch.cuda.current_stream() if torch.cuda.is_available() else None
     for item in records:
         if side is not None and isinstance(item.tokens, torch.Tensor) and item.tokens.is_cuda:
             item.tokens.record_stream(side)  # made on the encoder's stream, read and freed on this one
-    events = state.compressor.process_many(records, rgbs)
+    thumbnails: list[np.ndarray | None] = [None] * len(records)
+    settings = state.compressor.settings
+    # A grid's keyframe candidate is its first frame, the one carrying its tokens.
+    firsts = [k for k, r in enumerate(records) if r.tokens is not None and pixels[k][1] is not None]
+    if firsts and settings.thumbnails_per_event:
+        small = shrink_frames(torch.stack([pixels[k][1] for k in firsts]), settings.thumbnail_px)  # type: ignore[misc]
+        for k, thumbnail in zip(firsts, small, strict=True):
+            thumbnails[k] = thumbnail
+    rgbs = [rgb for rgb, _ in pixels]
+    events = state.compressor.process_many(records, rgbs, thumbnails)
     return events + state.compressor.flush() if is_closing else events
 
 
@@ -252,8 +297,9 @@ class BatcherEncoder:
         frames: Sequence[Frame],
         skip: Sequence[bool] | None = None,
         static_masks: Sequence[np.ndarray | None] | None = None,
+        pixels: Sequence[torch.Tensor | None] | None = None,
     ) -> list[EncodedFrame]:
-        return list(self.batcher.submit(frames, skip, static_masks).result())
+        return list(self.batcher.submit(frames, skip, static_masks, pixels).result())
 
     def flush(self, stream_id: str | None = None) -> list[EncodedFrame]:
         return list(self.batcher.flush(stream_id).result())

@@ -127,7 +127,9 @@ class ActorEncoder:
         frames: Sequence[Frame],
         skip: Sequence[bool] | None = None,
         static_masks: Sequence[np.ndarray | None] | None = None,
+        pixels: Sequence[Any] | None = None,
     ) -> list[EncodedFrame]:
+        """pixels are ignored: the actor is another process, the frames travel through Ray."""
         n = len(frames)
         skip = [False] * n if skip is None else list(skip)
         masks = [None] * n if static_masks is None else list(static_masks)

@@ -102,3 +102,18 @@ def test_a_streams_calls_take_each_step_in_their_order_whatever_order_they_start
         thread.join(timeout=5)
     for step in range(3):
         assert [seq for s, seq in ran if s == step] == [0, 1, 2, 3]
+
+
+def test_shrunk_frames_are_area_means_with_the_longer_side_at_the_thumbnail_size():
+    import torch
+
+    from vidsight.event_stage import shrink_frames
+
+    frame = np.zeros((96, 64, 3), np.uint8)
+    frame[:48] = 200  # top half bright: a 2x reduction keeps the edge sharp, each side its value
+    small = shrink_frames(torch.from_numpy(np.stack([frame, 255 - frame])), 48)
+    assert small.shape == (2, 48, 32, 3)
+    assert (small[0, :24] == 200).all() and (small[0, 24:] == 0).all()
+    assert (small[1, :24] == 55).all() and (small[1, 24:] == 255).all()
+    same = shrink_frames(torch.from_numpy(frame[None]), 128)  # already small enough: unchanged
+    np.testing.assert_array_equal(same[0], frame)

@@ -173,3 +173,14 @@ def test_selection_keeps_what_the_per_event_picker_keeps():
             max_steps=settings.diversity_steps,
         )
         assert chosen.kept.tolist() == one.tolist()
+
+
+def test_farthest_points_start_at_first_and_add_the_row_farthest_from_those_picked():
+    from compressor.selection import farthest_points
+
+    angles = np.radians([0, 10, 90, 100, 180])
+    rows = np.stack([np.cos(angles), np.sin(angles)], axis=1)
+    assert farthest_points(rows, 2, first=0) == [0, 4]  # opposite of row 0
+    assert farthest_points(rows, 3, first=0) == [0, 2, 4]  # then the one 90 degrees from both
+    assert farthest_points(rows, 9, first=0) == [0, 1, 2, 3, 4]
+    assert farthest_points(rows, 0) == []

@@ -181,3 +181,29 @@ def test_a_batch_on_a_device_decides_what_frame_by_frame_decides(reference, crop
         np.testing.assert_array_equal(a.mask, b.mask)
         assert (a.is_frame_static, a.is_segment_start) == (b.is_frame_static, b.is_segment_start)
     np.testing.assert_array_equal(one.reconstruction(), many.reconstruction())
+
+
+def test_a_tensor_batch_and_single_frames_in_between_keep_one_reference():
+    """Batches already on the device, with `process` calls between them: the batched test starts
+    from wherever the reference is, so every decision equals the frame-by-frame one."""
+    rng = np.random.default_rng(7)
+    frames, _ = box_frames(9, size=(84, 154))
+    frames = [
+        np.clip(f.astype(np.int16) + rng.integers(-3, 4, f.shape), 0, 255).astype(np.uint8) for f in frames
+    ]
+    one, mixed = StaticPatchFilter(14, 0.1), StaticPatchFilter(14, 0.1, device="cpu")
+    expected = [one.process(f) for f in frames]
+    got = mixed.process_many(torch.from_numpy(np.stack(frames[:3])))
+    got += [mixed.process(frames[3])]
+    got += mixed.process_many(torch.from_numpy(np.stack(frames[4:8])))
+    got += mixed.process_many(torch.from_numpy(np.stack(frames[8:])))  # another batch shape
+    for a, b in zip(expected, got, strict=True):
+        np.testing.assert_array_equal(a.mask, b.mask)
+        assert (a.is_frame_static, a.is_segment_start) == (b.is_frame_static, b.is_segment_start)
+    np.testing.assert_array_equal(one.reconstruction(), mixed.reconstruction())
+    assert sum(not d.mask.all() for d in expected[1:]) >= 4  # the box moved: not a vacuous match
+
+
+def test_a_tensor_batch_needs_a_device_filter():
+    with pytest.raises(CompressorInputError, match="filter's device"):
+        StaticPatchFilter(14, 0.1).process_many(torch.zeros((2, 28, 28, 3), dtype=torch.uint8))

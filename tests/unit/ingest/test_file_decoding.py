@@ -130,3 +130,20 @@ def test_first_frame_arrives_before_the_file_is_decoded(media):
     with executor.lock:
         assert len(executor.finished) < 6  # bounded buffers: later intervals wait for the consumer
     frames.close()
+
+
+def test_ray_chunks_keep_order_and_never_hold_back_an_interval_end(monkeypatch):
+    from ingest import _executors
+
+    monkeypatch.setattr(_executors, "_CHUNK_ITEMS", 3)
+    frame = np.zeros((2, 2, 3), np.uint8)
+
+    def worker(target, interval):
+        yield from [(0, frame), (1, frame), "end-0", (2, frame), (3, frame), (4, frame), (5, frame)]
+
+    chunks = list(_executors._chunked(worker, "t", None))
+    assert [[x if isinstance(x, str) else x[0] for x in c] for c in chunks] == [
+        [0, 1, "end-0"],
+        [2, 3, 4],
+        [5],
+    ]
