@@ -252,8 +252,10 @@ def profile_question(path: str, bench: Any) -> None:
                 answer = ask()
             table = prof.key_averages()
             busy_us = sum(getattr(e, "self_device_time_total", 0.0) for e in table)
-            f.write(f"==== {name}: ttft {answer.ttft_s * 1000:.1f} ms, device busy {busy_us / 1000:.1f} ms "
-                    f"(whole call, decode included), breakdown {answer.breakdown}\n")
+            f.write(
+                f"==== {name}: ttft {answer.ttft_s * 1000:.1f} ms, device busy {busy_us / 1000:.1f} ms "
+                f"(whole call, decode included), breakdown {answer.breakdown}\n"
+            )
             for key in ("cuda_time_total", "cpu_time_total"):
                 if key == "cuda_time_total" and not is_cuda:
                     continue

@@ -213,7 +213,10 @@ def _isolated_costs(
             records.append(encoder.encode(batch, None, masks, rows))
         records[-1] = records[-1] + encoder.flush()
     rgb_of = {f.index: f.rgb for f in frames}
-    row_of = {} if device is None else {f.index: row for b, p in zip(batches, pixels) for f, row in zip(b, p)}
+    row_of: dict[int, Any] = {}  # each frame's copy on the device (none on the CPU)
+    if device is not None:
+        for batch, batch_pixels in zip(batches, pixels, strict=True):
+            row_of.update((f.index, row) for f, row in zip(batch, batch_pixels, strict=True))
 
     def compress() -> list[Any]:
         """As the actor's compress step: keyframe thumbnails of each grid's first frame from its

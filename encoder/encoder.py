@@ -123,9 +123,8 @@ class Encoder:
         for frame, row in zip(frames, rows, strict=True):  # refuse bad input before any state changes
             self.tower.layout.resized_hw(frame.height, frame.width)
             if row is not None and tuple(row.shape) != (frame.height, frame.width, 3):
-                raise FrameShapeError(
-                    f"pixels of frame {frame.index} are {tuple(row.shape)}, not {(frame.height, frame.width, 3)}"
-                )
+                expected = (frame.height, frame.width, 3)
+                raise FrameShapeError(f"pixels of frame {frame.index} are {tuple(row.shape)}, not {expected}")
         pairs = []
         for planned in zip(frames, skip, masks, rows, strict=True):
             frame = planned[0]

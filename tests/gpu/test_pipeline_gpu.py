@@ -55,9 +55,8 @@ def test_pixels_already_on_the_device_encode_exactly_like_host_frames() -> None:
     host = encoder.encode(frames[:5]) + encoder.encode(frames[5:]) + encoder.flush()
     encoder.forget("s")
     rows = list(torch.from_numpy(np.stack(rgbs)).cuda())
-    shared = (
-        encoder.encode(frames[:5], pixels=rows[:5]) + encoder.encode(frames[5:], pixels=rows[5:]) + encoder.flush()
-    )
+    shared = encoder.encode(frames[:5], pixels=rows[:5]) + encoder.encode(frames[5:], pixels=rows[5:])
+    shared += encoder.flush()
     assert [r.index for r in host] == [r.index for r in shared] == list(range(7))
     for a, b in zip(host, shared, strict=True):
         np.testing.assert_array_equal(a.embedding, b.embedding)
