@@ -57,6 +57,32 @@ class Compressor:
         thumbnail: the frame already reduced (`thumbnail_px` or less), used for the keyframe instead.
         """
         self._note_static(encoded, rgb)
+        return self._take(encoded, rgb, thumbnail)
+
+    def process_many(
+        self,
+        encoded: Sequence[EncodedFrame],
+        rgbs: Sequence[np.ndarray | None] | None = None,
+        thumbnails: Sequence[np.ndarray | None] | None = None,
+    ) -> list[Event]:
+        """`process` for consecutive frames of the stream (a batch from the encoder): their grids'
+        unit rows and token changes are computed together, with one host sync for the batch, and
+        their static masks are merged to token grids in one pass."""
+        self._segmenter.prepare(encoded)
+        merged = _merged_static_mask_many(encoded)
+        events: list[Event] = []
+        for k, item in enumerate(encoded):
+            rgb = None if rgbs is None else rgbs[k]
+            if merged is None:
+                self._note_static(item, rgb)
+            else:
+                self._add_static(item.grid_index, merged[0][k], int(merged[1][k]), merged[2])
+            events += self._take(item, rgb, None if thumbnails is None else thumbnails[k])
+        return events
+
+    def _take(
+        self, encoded: EncodedFrame, rgb: np.ndarray | None, thumbnail: np.ndarray | None
+    ) -> list[Event]:
         grid = encoded.grid_index
         if self.settings.thumbnails_per_event and grid not in self._thumbnails:
             if thumbnail is not None:
@@ -66,21 +92,6 @@ class Compressor:
                 factor = max(1, max(rgb.shape[:2]) // self.settings.thumbnail_px)
                 self._thumbnails[grid] = Image.fromarray(rgb).reduce(factor)
         return [self._build_event(grids) for grids in self._segmenter.process(encoded)]
-
-    def process_many(
-        self,
-        encoded: Sequence[EncodedFrame],
-        rgbs: Sequence[np.ndarray | None] | None = None,
-        thumbnails: Sequence[np.ndarray | None] | None = None,
-    ) -> list[Event]:
-        """`process` for consecutive frames of the stream (a batch from the encoder): their grids'
-        unit rows and token changes are computed together, with one host sync for the batch."""
-        self._segmenter.prepare(encoded)
-        events: list[Event] = []
-        for k, item in enumerate(encoded):
-            rgb = None if rgbs is None else rgbs[k]
-            events += self.process(item, rgb, None if thumbnails is None else thumbnails[k])
-        return events
 
     def flush(self) -> list[Event]:
         """Close the open event (end of a file, or a stream going away)."""
@@ -93,14 +104,16 @@ class Compressor:
         mask = encoded.static_mask
         if mask is None and rgb is not None and self._filter is not None:
             mask = self._filter.process(rgb).mask
-        grid = encoded.grid_index
-        counts = self._grid_patches.setdefault(grid, [0, 0])
-        if mask is None:
-            static = np.zeros(encoded.grid_hw, dtype=bool)  # untested: nothing may be merged on pixels
+        if mask is None:  # untested: nothing may be merged on pixels
+            self._add_static(encoded.grid_index, np.zeros(encoded.grid_hw, dtype=bool), 0, 0)
         else:
             static = merged_static_mask(mask, encoded.grid_hw)
-            counts[0] += int(mask.sum())
-            counts[1] += int(mask.size)
+            self._add_static(encoded.grid_index, static, int(mask.sum()), int(mask.size))
+
+    def _add_static(self, grid: int, static: np.ndarray, static_patches: int, patches: int) -> None:
+        counts = self._grid_patches.setdefault(grid, [0, 0])
+        counts[0] += static_patches
+        counts[1] += patches
         previous = self._grid_static.get(grid)
         self._grid_static[grid] = static if previous is None else previous & static
 
@@ -185,3 +198,23 @@ class Compressor:
             image.save(buffer, format="JPEG", quality=self.settings.thumbnail_quality)
             out.append(buffer.getvalue())
         return out
+
+
+def _merged_static_mask_many(
+    encoded: Sequence[EncodedFrame],
+) -> tuple[np.ndarray, np.ndarray, int] | None:
+    """For a batch whose frames all have pixel masks of one shape over one token grid that divides
+    it: ([B, h, w] merged static masks, [B] static patches, patches per frame); else None."""
+    if not encoded:
+        return None
+    first = encoded[0]
+    if first.static_mask is None:
+        return None
+    shape, (h, w) = first.static_mask.shape, first.grid_hw
+    if shape[0] % h or shape[1] % w:
+        return None
+    if any(e.static_mask is None or e.static_mask.shape != shape or e.grid_hw != (h, w) for e in encoded):
+        return None
+    masks = np.stack([e.static_mask for e in encoded])  # type: ignore[misc]
+    merged = np.asarray(masks.reshape(len(encoded), h, shape[0] // h, w, shape[1] // w).all(axis=(2, 4)))
+    return merged, masks.sum(axis=(1, 2)), int(shape[0] * shape[1])

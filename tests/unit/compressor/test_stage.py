@@ -139,3 +139,23 @@ def test_tokens_handed_over_as_tensors_give_the_same_events_as_numpy_tokens(boxe
         np.testing.assert_array_equal(a.positions, b.positions)
         np.testing.assert_array_equal(a.counts, b.counts)
         np.testing.assert_array_equal(a.tokens, b.tokens)
+
+
+def test_batches_give_the_events_that_frame_by_frame_gives(boxes_with_cut):
+    """process_many (batched unit rows, token changes and static masks) against process, with
+    batches that split pairs and grids at different places; stats and thumbnails included."""
+    frames, encoded = boxes_with_cut
+    one = compress(encoded, rgbs=frames)
+    compressor, batched = Compressor(CompressorSettings()), []
+    for start, stop in ((0, 5), (5, 6), (6, 19), (19, len(encoded))):
+        rgbs = [frames[f.index] for f in encoded[start:stop]]
+        batched += compressor.process_many(encoded[start:stop], rgbs)
+    batched += compressor.flush()
+    assert len(one) == len(batched) >= 2
+    for a, b in zip(one, batched, strict=True):
+        assert a.stats == b.stats
+        assert a.stats.static_patches > 0
+        np.testing.assert_array_equal(a.positions, b.positions)
+        np.testing.assert_array_equal(a.counts, b.counts)
+        np.testing.assert_array_equal(a.tokens, b.tokens)
+        assert a.thumbnails == b.thumbnails
