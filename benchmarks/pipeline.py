@@ -112,7 +112,6 @@ def run(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
         "retrieval": enc.retrieval_model,
         "frames": pipe["frames"],
         "in_flight": args.in_flight,
-        "actor_switch_interval_s": enc.actor_switch_interval_s,
         "encoder_fps": alone["fps"],
         "pipeline_fps": pipe["fps"],
         "pipeline_vs_encoder": ratio(pipe["fps"], alone["fps"]),

@@ -73,14 +73,6 @@ class EncoderSettings(BaseModel):
         0.02, ge=0, le=10, description="BatchingEncoder: longest wait for more requests after the first."
     )
     text_max_tokens: int = Field(64, ge=4, le=512, description="Retrieval encoder: text length, padded.")
-    actor_switch_interval_s: float | None = Field(
-        None,
-        gt=0,
-        le=1,
-        description="The encoder actor's Python thread switch interval (sys.setswitchinterval; None: "
-        "Python's 5 ms). The pixel test and compressor threads share the interpreter with the "
-        "encoder's launch thread; a shorter interval hands it the interpreter sooner.",
-    )
 
     @field_validator("fixed_hw_px")
     @classmethod

@@ -6,7 +6,6 @@ Kept small on purpose: a stage must be testable without Ray, and Ray must not le
 from __future__ import annotations
 
 import logging
-import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from pathlib import Path
@@ -83,8 +82,6 @@ class EncoderActor:
     def __init__(self, settings: EncoderSettings, warmup_frame_hw: tuple[int, int] | None = None) -> None:
         from encoder import BatchingEncoder, Encoder
 
-        if settings.actor_switch_interval_s is not None:
-            sys.setswitchinterval(settings.actor_switch_interval_s)  # this actor's process only
         encoder = Encoder(settings, tokens_on_device=True)
         if encoder.tower.device.type == "cuda":
             # Compile + CUDA graph for full batches of this frame size; other shapes run eager.
