@@ -6,24 +6,58 @@ is ~0.2 ms a frame of interpreter and launch time, next to an encoder that spend
 the GPU and needs the same interpreter to launch its own work. Here the whole batch is captured
 once per (frames, height, width) and replayed: one launch per batch. Off CUDA (tests) the same
 body runs eagerly on the same buffers.
+
+The graphs and their buffers belong to the process, not to a stream: every stream whose batches
+have one shape shares one graph (its reference goes in before the replay, masks and the new
+reference come out after it), so GPU memory grows with the number of batch shapes (at most
+`_MAX_SHAPES`), never with the number of cameras.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+from collections import OrderedDict
 
 import torch
 
 log = logging.getLogger(__name__)
 
-_MAX_GRAPHS = 8  # batch shapes kept captured: full batches, a stream's last partial one, a few sizes
+_MAX_SHAPES = 8  # batch shapes kept captured: full batches, a file's last partial one, live sizes
+_shared: OrderedDict[tuple[object, ...], LastKeptBatch] = OrderedDict()
+_shared_lock = threading.Lock()
+
+
+def last_kept_masks(
+    frames: torch.Tensor, kept: torch.Tensor, patch_size: int, tau: float, scale: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Test frames [B, H, W, 3] uint8 in order against `kept` ([H, W, 3] uint8, the copy-forward
+    image before them). Returns ([B, H//p, W//p] bool masks, True = static; the new copy-forward
+    image of the whole patches, [H//p*p, W//p*p, 3] int16), both the caller's own tensors."""
+    key = (tuple(frames.shape), frames.device, patch_size, tau)
+    with _shared_lock:
+        batch = _shared.get(key)
+        if batch is None:
+            if len(_shared) >= _MAX_SHAPES:
+                _shared.popitem(last=False)
+            batch = _shared[key] = LastKeptBatch(tuple(frames.shape), patch_size, tau, scale)  # type: ignore[arg-type]
+        _shared.move_to_end(key)
+        # The buffers are shared: this call's copies in wait for the last call's copies out, on
+        # whatever CUDA stream each was made.
+        batch.wait_for_last_use()
+        p = patch_size
+        batch.reference.copy_(kept[: batch.hp * p, : batch.wp * p])
+        masks = batch.run(frames).clone()
+        reference = batch.reference.clone()
+        batch.mark_used()
+    return masks, reference
 
 
 class LastKeptBatch:
     """Static buffers and the graphed recurrence for one batch shape [B, H, W, 3] uint8.
 
-    `reference` ([hp*p, wp*p, 3] int16, the patches' copy-forward image) is the state carried from
-    batch to batch; `run(frames)` tests every frame against it in order and returns [B, hp, wp]
+    `reference` ([hp*p, wp*p, 3] int16, the patches' copy-forward image) goes in before `run` and
+    comes out updated; `run(frames)` tests every frame against it in order and returns [B, hp, wp]
     bool masks (True = static), valid until the next run.
     """
 
@@ -34,12 +68,13 @@ class LastKeptBatch:
         p = patch_size
         self.hp, self.wp, self.p, self.tau = height // p, width // p, p, tau
         device = scale.device
-        self.scale = scale  # [3] float64: |a - b| -> ImageNet-normalised difference, per channel
+        self.scale = scale.to(device)  # [3] float64: |a - b| -> ImageNet-normalised difference
         self.frames = torch.zeros(shape, dtype=torch.uint8, device=device)
         self.reference = torch.zeros((self.hp * p, self.wp * p, 3), dtype=torch.int16, device=device)
         self.masks = torch.zeros((b, self.hp, self.wp), dtype=torch.bool, device=device)
         self._graph: torch.cuda.CUDAGraph | None = None
         self._is_graph_failed = device.type != "cuda"
+        self._last_use: torch.cuda.Event | None = None
 
     def run(self, frames: torch.Tensor) -> torch.Tensor:
         self.frames.copy_(frames)
@@ -51,13 +86,22 @@ class LastKeptBatch:
             self._body()
         return self.masks
 
+    def wait_for_last_use(self) -> None:
+        if self._last_use is not None:
+            torch.cuda.current_stream(self.frames.device).wait_event(self._last_use)
+
+    def mark_used(self) -> None:
+        if self.frames.is_cuda:
+            self._last_use = torch.cuda.Event()
+            self._last_use.record(torch.cuda.current_stream(self.frames.device))
+
     def _body(self) -> None:
         p, hp, wp = self.p, self.hp, self.wp
         patches = (hp, p, wp, p, 3)
-        frames = self.frames[:, : hp * p, : wp * p].to(torch.int16)
         kept = self.reference
-        for i in range(frames.shape[0]):
-            frame = frames[i]
+        for i in range(self.frames.shape[0]):
+            # One frame's int16 copy at a time: the graph's pool holds a frame's temporaries, not a batch's.
+            frame = self.frames[i, : hp * p, : wp * p].to(torch.int16)
             sums = (frame - kept).abs_().view(patches).sum(dim=(1, 3), dtype=torch.int32)  # [hp, wp, 3]
             mask = (sums.double() @ self.scale).float() <= self.tau  # as patch_differences_torch
             kept = torch.where(mask[:, None, :, None, None], kept.view(patches), frame.view(patches))
@@ -85,31 +129,3 @@ class LastKeptBatch:
             log.warning("pixel-test graph capture failed (%s); testing eagerly", exc)
             self._is_graph_failed = True
         self.reference.copy_(saved)
-
-
-class LastKeptGraphs:
-    """One `LastKeptBatch` per batch shape (a file's last batch is short); the caller sets the
-    reference before each run."""
-
-    def __init__(self, patch_size: int, tau: float, scale: torch.Tensor) -> None:
-        self.patch_size, self.tau, self.scale = patch_size, tau, scale
-        self._batches: dict[tuple[int, ...], LastKeptBatch] = {}
-        self._reference: torch.Tensor | None = None
-
-    def set_reference(self, kept_u8: torch.Tensor) -> None:
-        """Start from this copy-forward image ([H, W, 3] uint8)."""
-        p = self.patch_size
-        hp, wp = kept_u8.shape[0] // p, kept_u8.shape[1] // p
-        self._reference = kept_u8[: hp * p, : wp * p].to(torch.int16)
-
-    def run(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """frames [B, H, W, 3] uint8 -> ([B, hp, wp] masks, [hp*p, wp*p, 3] int16 reference after them)."""
-        assert self._reference is not None, "set_reference first"
-        shape = tuple(frames.shape)
-        batch = self._batches.get(shape)
-        if batch is None:
-            if len(self._batches) >= _MAX_GRAPHS:
-                self._batches.pop(next(iter(self._batches)))
-            batch = self._batches[shape] = LastKeptBatch(shape, self.patch_size, self.tau, self.scale)  # type: ignore[arg-type]
-        batch.reference.copy_(self._reference)
-        return batch.run(frames), batch.reference

@@ -17,7 +17,7 @@ from typing import Any, Literal, overload
 import numpy as np
 import torch
 
-from ._last_kept import LastKeptGraphs
+from ._last_kept import last_kept_masks
 from .errors import CompressorInputError
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float64)
@@ -142,13 +142,11 @@ class StaticPatchFilter:
         self._kept: Any = None  # [H, W, 3] uint8 copy-forward image: np.ndarray, or a tensor on device
         self._scale: torch.Tensor | None = None  # [3] float64 per-channel scale, on the device
         self._previous: Any = None  # [H, W, 3], only for reference="previous"
-        self._graphs: LastKeptGraphs | None = None  # batched last-kept test on the device
 
     def reset(self) -> None:
         """Forget the reference: the next frame starts a segment."""
         self._kept = None
         self._previous = None
-        self._graphs = None
 
     def process(self, rgb: np.ndarray, *, is_segment_start: bool = False) -> StaticPatches:
         """Test one frame against the reference and update the reference with its kept patches."""
@@ -186,7 +184,8 @@ class StaticPatchFilter:
 
     def _test_batch(self, batch: torch.Tensor) -> list[torch.Tensor | None]:
         """The last-kept rule over a batch [B, H, W, 3] on the device, as one graph replay
-        (`_last_kept`); the uint8 reference is brought up to date once per batch."""
+        (`_last_kept`, shared by every stream with batches of this shape); the uint8 reference is
+        brought up to date once per batch."""
         p, masks = self.patch_size, list[torch.Tensor | None]()
         if self._kept is None or tuple(self._kept.shape) != tuple(batch.shape[1:]):
             self._kept, self._previous = batch[0].clone(), None
@@ -195,10 +194,7 @@ class StaticPatchFilter:
             return masks
         if self._scale is None:
             self._scale = torch.tensor(_CHANNEL_SCALE / (p * p * 3), dtype=torch.float64, device=batch.device)
-        if self._graphs is None:
-            self._graphs = LastKeptGraphs(p, self.tau, self._scale)
-        self._graphs.set_reference(self._kept)  # `process` may have moved it since the last batch
-        tested, reference = self._graphs.run(batch[len(masks) :])
+        tested, reference = last_kept_masks(batch[len(masks) :], self._kept, p, self.tau, self._scale)
         masks.extend(tested)
         hp, wp = reference.shape[0] // p, reference.shape[1] // p
         self._kept[: hp * p, : wp * p] = reference.to(torch.uint8)

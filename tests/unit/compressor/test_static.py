@@ -207,3 +207,32 @@ def test_a_tensor_batch_and_single_frames_in_between_keep_one_reference():
 def test_a_tensor_batch_needs_a_device_filter():
     with pytest.raises(CompressorInputError, match="filter's device"):
         StaticPatchFilter(14, 0.1).process_many(torch.zeros((2, 28, 28, 3), dtype=torch.uint8))
+
+
+def test_streams_sharing_batch_buffers_each_keep_their_own_reference():
+    """Two cameras with batches of one shape go through one set of shared buffers (one CUDA graph
+    on a GPU), interleaved: each still decides exactly what it decides alone; the buffers are
+    bounded by batch shapes, not by cameras."""
+    from compressor import _last_kept
+
+    rng = np.random.default_rng(11)
+    a_frames, _ = box_frames(7, size=(84, 154))
+    b_frames = [np.ascontiguousarray(f[:, ::-1]) for f in a_frames]  # the box drives the other way
+    b_frames = [
+        np.clip(f.astype(np.int16) + rng.integers(-4, 5, f.shape), 0, 255).astype(np.uint8) for f in b_frames
+    ]
+    expected = {}
+    for name, frames in (("a", a_frames), ("b", b_frames)):
+        alone = StaticPatchFilter(14, 0.1)
+        expected[name] = [alone.process(f) for f in frames]
+    filters = {"a": StaticPatchFilter(14, 0.1, device="cpu"), "b": StaticPatchFilter(14, 0.1, device="cpu")}
+    got = {"a": [], "b": []}
+    for start in (0, 1, 4):  # batches [0:1], [1:4], [4:7]: shapes (1, ...) and (3, ...)
+        stop = {0: 1, 1: 4, 4: 7}[start]
+        for name, frames in (("a", a_frames), ("b", b_frames)):
+            got[name] += filters[name].process_many(torch.from_numpy(np.stack(frames[start:stop])))
+    for name in ("a", "b"):
+        for x, y in zip(expected[name], got[name], strict=True):
+            np.testing.assert_array_equal(x.mask, y.mask)
+    assert len(_last_kept._shared) <= _last_kept._MAX_SHAPES
+    assert not np.array_equal(expected["a"][3].mask, expected["b"][3].mask)  # different scenes
