@@ -84,6 +84,15 @@ class ApiSettings(BaseModel):
         description="A client that takes longer than this to accept one message is dropped.",
     )
     ws_max_inflight: int = Field(4, ge=1, le=64, description="Questions one WebSocket client may have open.")
+    ws_conversation_sessions: int = Field(
+        4,
+        ge=0,
+        le=1024,
+        description="WebSocket clients whose model session (the pruned KV of what they asked about) is "
+        "kept between their questions, so a follow-up prefills only new events and the question; each "
+        "holds a KV cache of llm.max_context_tokens. The client idle longest gives its up first. "
+        "0: every question starts afresh.",
+    )
     health_push_interval_s: float = Field(
         2.0, gt=0, le=3600, description="How often stream_health is pushed to WebSocket clients."
     )

@@ -26,6 +26,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from llm import AnswerPiece
 
 from .config import ApiSettings
+from .conversations import Conversation
 from .errors import ApiError
 from .metrics import Metrics
 from .questions import Done, Questions, Scope, result_of
@@ -57,6 +58,7 @@ class LiveClient:
         self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=settings.ws_queue_messages)
         self.failed = asyncio.Event()  # set when the client fell too far behind
         self.reason = ""
+        self.conversation: Conversation | None = None  # its questions' model session, once it asks
 
     def push(self, message: dict[str, Any]) -> bool:
         """Queue a message without waiting; False if it was dropped."""
@@ -136,9 +138,16 @@ class LiveClient:
     async def _answer(self, ask: LiveAsk, questions: Questions) -> None:
         scope = Scope(ask.scope.streams, ask.scope.since, ask.scope.until)
         text: list[str] = []
+        if self.conversation is None:
+            self.conversation = questions.conversations.open()
         try:
             async for item in questions.answer(
-                ask.question, scope, k=ask.scope.k, max_new_tokens=ask.max_new_tokens, owner=f"ws:{id(self)}"
+                ask.question,
+                scope,
+                k=ask.scope.k,
+                max_new_tokens=ask.max_new_tokens,
+                owner=f"ws:{id(self)}",
+                conversation=self.conversation,
             ):
                 if isinstance(item, AnswerPiece):
                     text.append(item.text)
@@ -162,8 +171,11 @@ class LiveClient:
             self.push(_error(ask.id, "internal", "the answer failed; see the server log"))
 
     def cancel_all(self) -> None:
+        """The client is going away: stop its answers and give its model session back."""
         for task in list(self.asks.values()):
             task.cancel()
+        if self.conversation is not None:
+            self.conversation.close()
 
 
 def done_message(ask_id: str, done: Done, clock_of: Callable[[str], str]) -> dict[str, Any]:
@@ -177,6 +189,8 @@ def done_message(ask_id: str, done: Done, clock_of: Callable[[str], str]) -> dic
         "ttft_ms": None if a.ttft_s is None else round(a.ttft_s * 1000, 2),
         "generated_tokens": a.generated_tokens,
         "visual_tokens": a.visual_tokens,
+        "prefill_tokens": a.prefill_tokens,
+        "kv_tokens": a.kv_tokens,
     }
 
 

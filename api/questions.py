@@ -26,6 +26,7 @@ from llm import Answer, AnswerPiece, AnswerStream, Runner, context_from_selectio
 from memory import Hit
 
 from .config import ApiSettings
+from .conversations import Conversation, Conversations
 from .errors import NotFoundError, UnavailableError
 from .fairness import FairLock
 from .metrics import Metrics
@@ -137,6 +138,8 @@ class Questions:
         self.text_search = text_search
         self.text_context = text_context
         self._model = FairLock()
+        # Live clients' follow-ups reuse their session's pruned KV (api.conversations).
+        self.conversations = Conversations(runner, settings.ws_conversation_sessions)
         self.waiting = 0  # questions queued for the model
         self.answering = 0
 
@@ -197,9 +200,11 @@ class Questions:
         k: int | None = None,
         max_new_tokens: int | None = None,
         owner: str = "",
+        conversation: Conversation | None = None,
     ) -> AsyncIterator[AnswerPiece | Done]:
         """Stream the answer: AnswerPiece items, then one Done. Cancelling the consumer stops the
-        model within one decode step. `owner` names whose turn this is in the fair queue."""
+        model within one decode step. `owner` names whose turn this is in the fair queue; with a
+        `conversation` the turn continues its session (only what it lacks is prefilled)."""
         started = time.perf_counter()
         if self.waiting >= self.settings.max_pending_answers:
             raise UnavailableError(
@@ -219,7 +224,7 @@ class Questions:
         self.answering += 1
         try:
             limit = min(max_new_tokens or self.settings.ask_max_new_tokens, self.settings.max_answer_tokens)
-            stream = self._stream(prompt, context, limit, started)
+            stream = self._stream(prompt, context, limit, started, conversation)
             try:
                 is_first = True
                 async for piece in stream:
@@ -238,24 +243,44 @@ class Questions:
             self._model.release()
         yield Done(stream.answer, cited)
 
-    def _stream(self, question: str, context: list[Any], limit: int, started_s: float) -> AnswerStream:
+    def _stream(
+        self,
+        question: str,
+        context: list[Any],
+        limit: int,
+        started_s: float,
+        conversation: Conversation | None = None,
+    ) -> AnswerStream:
         """runner.stream, with the turn under torch.inference_mode: the runner pools its KV caches,
         and one made inside inference mode (Runner.choose_option, which the alert verifier uses)
         cannot be written outside it."""
 
+        def ask(session: Any, cancel: threading.Event, on_piece: Callable[[AnswerPiece], None]) -> Answer:
+            return self.runner.ask(
+                session,
+                question,
+                context,
+                max_new_tokens=limit,
+                started_s=started_s,
+                cancel=cancel,
+                on_piece=on_piece,
+            )
+
         def run(cancel: threading.Event, on_piece: Callable[[AnswerPiece], None]) -> Answer:
             import torch
 
-            with torch.inference_mode(), self.runner.session() as session:
-                return self.runner.ask(
-                    session,
-                    question,
-                    context,
-                    max_new_tokens=limit,
-                    started_s=started_s,
-                    cancel=cancel,
-                    on_piece=on_piece,
-                )
+            with torch.inference_mode():
+                if conversation is None:
+                    with self.runner.session() as session:
+                        return ask(session, cancel, on_piece)
+                session = self.conversations.session_for(conversation, question, context, limit)
+                is_failed = True
+                try:
+                    answer = ask(session, cancel, on_piece)
+                    is_failed = False
+                    return answer
+                finally:
+                    self.conversations.turn_done(conversation, session, is_failed=is_failed)
 
         return AnswerStream(run, cited_from=context)
 

@@ -94,6 +94,20 @@ class Session:
             self.in_context[c.event.event_id] = c
         return self.prefill(pieces)
 
+    def turn_tokens(self, question: str, context: Sequence[ContextEvent]) -> int:
+        """Tokens `prefill_turn(question, context)` would prefill (before KV pruning): events
+        already in the session are not counted. Changes nothing."""
+        new = [c for c in context if c.event.event_id not in self.in_context]
+        pieces = turn_pieces(
+            self.parts.tokenizer,
+            self.parts.specials,
+            new,
+            question,
+            system_prompt=self.parts.settings.system_prompt if self.turns == 0 else None,
+            pending_ids=self.pending,
+        )
+        return sum(len(p.ids) if isinstance(p, TextPiece) else len(p.context.token_indices) for p in pieces)
+
     @torch.inference_mode()
     def prefill(self, pieces: Sequence[Piece]) -> tuple[torch.Tensor, PrefillStats]:
         """Prefill pieces group by group, pruning visual KV as configured. Returns the last token's logits."""

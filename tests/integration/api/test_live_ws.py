@@ -117,3 +117,24 @@ async def test_a_client_that_stops_reading_is_closed_and_others_are_not_held_up(
             await asyncio.sleep(0.2)
     assert "vidsight_ws_clients 0.0" in metrics  # the server let go of it (and of the fast one)
     slow.transport.abort()
+
+
+async def test_a_follow_up_on_one_connection_prefills_only_the_question(server, ingested):
+    """One connection is one conversation: the second question finds the same events, which the
+    session already holds, so it prefills only its own text; another connection starts afresh."""
+
+    async def ask(ws, ask_id, question):
+        message = {"type": "ask", "id": ask_id, "question": question, "max_new_tokens": 4}
+        await ws.send(json.dumps({**message, "scope": {"streams": ["sample"], "k": 2}}))
+        return (await answer(ws, ask_id))[1]
+
+    async with await connect(server) as ws:
+        first = await ask(ws, "q1", "What moved?")
+        follow = await ask(ws, "q2", "What moved?")
+    async with await connect(server) as other:
+        fresh = await ask(other, "q3", "What moved?")
+    assert first["type"] == follow["type"] == fresh["type"] == "answer_done"
+    assert [c["event_id"] for c in follow["cited"]] == [c["event_id"] for c in first["cited"]]
+    assert follow["prefill_tokens"] < first["prefill_tokens"] // 2
+    assert follow["kv_tokens"] > first["kv_tokens"]
+    assert fresh["prefill_tokens"] == first["prefill_tokens"]
