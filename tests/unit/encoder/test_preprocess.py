@@ -102,3 +102,18 @@ def test_preprocess_equals_transformers_video_processor(height: int, width: int,
     pixel_values, grid_thw = preprocess(frames, LAYOUT)
     assert grid_thw.tolist() == reference["video_grid_thw"].tolist()
     assert torch.allclose(pixel_values, reference["pixel_values_videos"].float(), atol=1e-5)
+
+
+def test_frames_already_uploaded_preprocess_exactly_like_host_frames() -> None:
+    """Frames that come as tensors (the pixel test's copy on the device) give the same patches as
+    the numpy frames they were made from; bad tensors are refused like bad arrays."""
+    rng = np.random.default_rng(4)
+    frames = [rng.integers(0, 256, (56, 84, 3), dtype=np.uint8) for _ in range(3)]
+    layout = LAYOUT
+    host, thw = preprocess(frames, layout)
+    tensors, thw_t = preprocess([torch.from_numpy(f) for f in frames], layout)
+    assert torch.equal(host, tensors) and torch.equal(thw, thw_t)
+    with pytest.raises(FrameShapeError, match="uint8"):
+        preprocess([torch.zeros((56, 84, 3), dtype=torch.float32)], layout)
+    with pytest.raises(FrameShapeError, match="share a size"):
+        preprocess([torch.from_numpy(frames[0]), torch.zeros((28, 84, 3), dtype=torch.uint8)], layout)
