@@ -30,7 +30,6 @@ class Conversation:
         self.session: Session | None = None
         self.is_answering = False
         self.is_closed = False
-        self.turns = 0  # turns answered in the current session
 
     def close(self) -> None:
         self._registry.close(self)
@@ -59,7 +58,6 @@ class Conversations:
                     self._release(conversation)
             if conversation.session is None and self.max_held > 0:
                 conversation.session = self.runner.session()
-                conversation.turns = 0
             conversation.is_answering = True
             if conversation.session is None:  # holding none: a session for this turn alone
                 return self.runner.session()
@@ -80,7 +78,6 @@ class Conversations:
             if session is not conversation.session:
                 session.close()
                 return
-            conversation.turns += 1
             if is_failed or conversation.is_closed:
                 self._release(conversation)
 

@@ -179,11 +179,9 @@ def _isolated_costs(
     import io
     import pstats
 
-    import torch
-
     from compressor import Compressor, StaticPatchFilter
     from encoder.qwen_preprocess import upload_frames
-    from vidsight.event_stage import shrink_frames
+    from vidsight.event_stage import grid_thumbnails
 
     batches = [frames[i : i + batch_frames] for i in range(0, len(frames), batch_frames)]
     device = encoder.tower.device if is_cuda else None  # as EventStage: numpy on the CPU
@@ -224,12 +222,8 @@ def _isolated_costs(
         compressor = Compressor(settings)
         events = []
         for batch_records in records:
-            thumbnails = [None] * len(batch_records)
-            firsts = [k for k, r in enumerate(batch_records) if r.tokens is not None and row_of]
-            if firsts:
-                rows = torch.stack([row_of[batch_records[k].index] for k in firsts])
-                for k, small in zip(firsts, shrink_frames(rows, settings.thumbnail_px), strict=True):
-                    thumbnails[k] = small
+            rows = [row_of.get(r.index) for r in batch_records]
+            thumbnails = grid_thumbnails(batch_records, rows, settings.thumbnail_px)
             rgbs = [None if row_of else rgb_of[r.index] for r in batch_records]
             events += compressor.process_many(batch_records, rgbs, thumbnails)
         return events + compressor.flush()

@@ -68,7 +68,7 @@ class LastKeptBatch:
         p = patch_size
         self.hp, self.wp, self.p, self.tau = height // p, width // p, p, tau
         device = scale.device
-        self.scale = scale.to(device)  # [3] float64: |a - b| -> ImageNet-normalised difference
+        self.scale = scale  # [3] float64 on the device: |a - b| -> ImageNet-normalised difference
         self.frames = torch.zeros(shape, dtype=torch.uint8, device=device)
         self.reference = torch.zeros((self.hp * p, self.wp * p, 3), dtype=torch.int16, device=device)
         self.masks = torch.zeros((b, self.hp, self.wp), dtype=torch.bool, device=device)

@@ -62,20 +62,16 @@ def allocate_budget(weights: np.ndarray, capacities: np.ndarray, budget_tokens: 
     return alloc
 
 
-def farthest_points(unit_rows: np.ndarray | torch.Tensor, k: int, *, first: int | None = None) -> list[int]:
-    """Indices of k rows picked by max-min cosine distance, starting at `first` (default:
-    the row farthest from the mean), ascending. unit_rows: [N, D], unit norm. For a few rows (an
-    event's grids, for its keyframes): numpy, a handful of small products, no device round trips."""
-    x = unit_rows.float().cpu().numpy() if isinstance(unit_rows, torch.Tensor) else np.asarray(unit_rows)
-    x = x.astype(np.float32, copy=False)
+def farthest_points(unit_rows: np.ndarray, k: int, *, first: int = 0) -> list[int]:
+    """Indices of k rows picked by max-min cosine distance, starting at `first`, ascending.
+    unit_rows: [N, D], unit norm. For a few rows (an event's grids, for its keyframes): numpy, a
+    handful of small products, no device round trips."""
+    x = np.asarray(unit_rows, dtype=np.float32)
     n = x.shape[0]
     if k >= n:
         return list(range(n))
     if k <= 0:
         return []
-    if first is None:
-        mean = x.mean(axis=0)
-        first = int(np.argmax(1 - x @ (mean / max(float(np.linalg.norm(mean)), 1e-12))))
     picked = [first]
     distance = 1 - x @ x[first]
     while len(picked) < k:

@@ -203,18 +203,12 @@ class Compressor:
 def _merged_static_mask_many(
     encoded: Sequence[EncodedFrame],
 ) -> tuple[np.ndarray, np.ndarray, int] | None:
-    """For a batch whose frames all have pixel masks of one shape over one token grid that divides
-    it: ([B, h, w] merged static masks, [B] static patches, patches per frame); else None."""
-    if not encoded:
+    """For a batch whose frames all have pixel masks of one shape over one token grid: ([B, h, w]
+    merged static masks, [B] static patches, patches per frame); else None."""
+    if not encoded or encoded[0].static_mask is None:
         return None
-    first = encoded[0]
-    if first.static_mask is None:
-        return None
-    shape, (h, w) = first.static_mask.shape, first.grid_hw
-    if shape[0] % h or shape[1] % w:
-        return None
-    if any(e.static_mask is None or e.static_mask.shape != shape or e.grid_hw != (h, w) for e in encoded):
+    shape, grid_hw = encoded[0].static_mask.shape, encoded[0].grid_hw
+    if any(e.static_mask is None or e.static_mask.shape != shape or e.grid_hw != grid_hw for e in encoded):
         return None
     masks = np.stack([e.static_mask for e in encoded])  # type: ignore[misc]
-    merged = np.asarray(masks.reshape(len(encoded), h, shape[0] // h, w, shape[1] // w).all(axis=(2, 4)))
-    return merged, masks.sum(axis=(1, 2)), int(shape[0] * shape[1])
+    return merged_static_mask(masks, grid_hw), masks.sum(axis=(1, 2)), int(shape[0] * shape[1])

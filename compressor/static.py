@@ -17,6 +17,8 @@ from typing import Any, Literal, overload
 import numpy as np
 import torch
 
+from encoder.qwen_preprocess import upload_frames
+
 from ._last_kept import last_kept_masks
 from .errors import CompressorInputError
 
@@ -172,7 +174,7 @@ class StaticPatchFilter:
                 _check_frame("rgb", rgb)
             if self.device is None or len({rgb.shape for rgb in rgbs}) != 1:
                 return [self.process(rgb) for rgb in rgbs]
-            batch = torch.from_numpy(np.stack(rgbs)).to(self.device)  # [B, H, W, 3] uint8
+            batch = upload_frames(rgbs, self.device)  # [B, H, W, 3] uint8
             shape = rgbs[0].shape
         if self.reference == "last_kept":
             masks = self._test_batch(batch)
@@ -273,19 +275,19 @@ def _patch_view(rgb: np.ndarray, p: int, hp: int, wp: int) -> np.ndarray:
 
 
 def merged_static_mask(mask: np.ndarray, grid_hw: tuple[int, int]) -> np.ndarray:
-    """[h, w] bool: a merged token is static when every pixel patch it covers is static.
+    """[..., h, w] bool: a merged token is static when every pixel patch it covers is static.
 
-    mask: [Hp, Wp] patch mask. For Qwen2.5-VL, Hp = 2h and a token covers 2x2 patches; other
-    ratios map each token to the patches its area overlaps.
+    mask: [..., Hp, Wp] patch masks (one frame, or a batch). For Qwen2.5-VL, Hp = 2h and a token
+    covers 2x2 patches; other ratios map each token to the patches its area overlaps.
     """
     h, w = grid_hw
-    hp, wp = mask.shape
+    *lead, hp, wp = mask.shape
     if hp % h == 0 and wp % w == 0:
-        return np.asarray(mask.reshape(h, hp // h, w, wp // w).all(axis=(1, 3)))
+        return np.asarray(mask.reshape(*lead, h, hp // h, w, wp // w).all(axis=(-3, -1)))
     rows = [(i * hp // h, max(i * hp // h + 1, -(-(i + 1) * hp // h))) for i in range(h)]
     cols = [(j * wp // w, max(j * wp // w + 1, -(-(j + 1) * wp // w))) for j in range(w)]
-    out = np.empty((h, w), dtype=bool)
+    out = np.empty((*lead, h, w), dtype=bool)
     for i, (r0, r1) in enumerate(rows):
         for j, (c0, c1) in enumerate(cols):
-            out[i, j] = bool(mask[r0:r1, c0:c1].all())
+            out[..., i, j] = mask[..., r0:r1, c0:c1].all(axis=(-2, -1))
     return out

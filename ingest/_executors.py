@@ -156,7 +156,7 @@ def _chunked(fn: WorkerFn, *args: Any) -> Iterator[list[Any]]:
     size = 0
     for item in fn(*args):
         chunk.append(item)
-        is_frame = isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], np.ndarray)
+        is_frame = _is_frame(item)
         size += item[1].nbytes if is_frame else 0
         if not is_frame or size >= _CHUNK_BYTES or len(chunk) >= _CHUNK_ITEMS:
             yield chunk
@@ -169,6 +169,11 @@ def _owned_items(ray: Any, generator: Any) -> Iterator[Any]:
     # Copy arrays out of the object store so frames held by consumers do not pin it.
     for ref in generator:
         for item in ray.get(ref):
-            if isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], np.ndarray):
+            if _is_frame(item):
                 item = (item[0], np.array(item[1], copy=True))
             yield item
+
+
+def _is_frame(item: Any) -> bool:
+    """A decoded (pts, rgb) item, as opposed to an interval's end."""
+    return isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], np.ndarray)

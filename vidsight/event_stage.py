@@ -237,6 +237,21 @@ def shrink_frames(batch: torch.Tensor, longest_px: int) -> np.ndarray:
     return small.round_().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()  # type: ignore[no-any-return]
 
 
+def grid_thumbnails(
+    records: Sequence[EncodedFrame], rows: Sequence[torch.Tensor | None], longest_px: int
+) -> list[np.ndarray | None]:
+    """Keyframe candidates for the compressor: each grid's first frame (the one carrying its tokens)
+    shrunk (`shrink_frames`) from its copy on the device, rows[k] for records[k]; None for the other
+    frames and for frames with no copy there."""
+    out: list[np.ndarray | None] = [None] * len(records)
+    firsts = [k for k, r in enumerate(records) if r.tokens is not None and rows[k] is not None]
+    if firsts:
+        small = shrink_frames(torch.stack([rows[k] for k in firsts]), longest_px)  # type: ignore[misc]
+        for k, thumbnail in zip(firsts, small, strict=True):
+            out[k] = thumbnail
+    return out
+
+
 def _encode(
     encoder: FrameEncoder, state: _OpenStream, frames: Sequence[Frame], tested: _Tested
 ) -> tuple[list[EncodedFrame], list[_Pixels]]:
@@ -267,16 +282,11 @@ def _compress(
     for item in records:
         if side is not None and isinstance(item.tokens, torch.Tensor) and item.tokens.is_cuda:
             item.tokens.record_stream(side)  # made on the encoder's stream, read and freed on this one
-    thumbnails: list[np.ndarray | None] = [None] * len(records)
     settings = state.compressor.settings
-    # A grid's keyframe candidate is its first frame, the one carrying its tokens.
-    firsts = [k for k, r in enumerate(records) if r.tokens is not None and pixels[k][1] is not None]
-    if firsts and settings.thumbnails_per_event:
-        small = shrink_frames(torch.stack([pixels[k][1] for k in firsts]), settings.thumbnail_px)  # type: ignore[misc]
-        for k, thumbnail in zip(firsts, small, strict=True):
-            thumbnails[k] = thumbnail
-    rgbs = [rgb for rgb, _ in pixels]
-    events = state.compressor.process_many(records, rgbs, thumbnails)
+    thumbnails: list[np.ndarray | None] = [None] * len(records)
+    if settings.thumbnails_per_event:
+        thumbnails = grid_thumbnails(records, [row for _, row in pixels], settings.thumbnail_px)
+    events = state.compressor.process_many(records, [rgb for rgb, _ in pixels], thumbnails)
     return events + state.compressor.flush() if is_closing else events
 
 
