@@ -54,12 +54,14 @@ class LLMSettings(BaseModel):
         description="Decode step: torch.compile'd and captured as a CUDA graph (inductor), the eager "
         "step captured (cudagraph), or eager (none); auto = inductor on CUDA, none on CPU.",
     )
-    prefill_graphs: Literal["auto", "cudagraph", "bucketed", "none"] = Field(
+    prefill_graphs: Literal["auto", "inductor", "cudagraph", "bucketed", "none"] = Field(
         "auto",
         description="Short prefill chunks (follow-ups, text-only turns): padded to a bucket, each layer's "
-        "parts outside attention replayed as CUDA graphs, attention eager at the exact length (cudagraph); "
-        "the same padded pieces without graphs (bucketed: for tests); or the eager path (none). "
-        "auto = cudagraph on CUDA, none on CPU. Longer chunks, and SnapKV's pruned last chunk, are eager.",
+        "parts outside attention replayed as CUDA graphs, attention eager at the exact length: the parts "
+        "torch.compile'd first, one compilation for every layer and bucket (inductor), or as they are "
+        "(cudagraph); the same padded pieces without graphs (bucketed: for tests); or the eager path "
+        "(none). auto = inductor on CUDA, none on CPU. Longer chunks, and SnapKV's pruned last chunk, "
+        "are eager.",
     )
     prefill_graph_max_tokens: int = Field(
         1024, ge=16, le=8192, description="Longest chunk (tokens) that takes the bucketed/graph path."

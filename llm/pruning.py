@@ -39,16 +39,25 @@ def keynorm_order(keys: torch.Tensor, row_kind: torch.Tensor, n_kept: torch.Tens
 
     keys: [1, H_kv, Q, D]; row_kind: [Q] int64 (0 text, 1 visual, 2 padding); n_kept: [1] int64, the
     chunk's text rows plus the visual rows it keeps. Returns a permutation of the Q rows whose first
-    n_kept are the rows `keynorm_keep` keeps, ascending; the rest follow (they fall past the cache's length).
+    n_kept are the rows `keynorm_keep` keeps, ascending; the rest follow, ascending (they fall past
+    the cache's length).
+
+    Ranks come from a [Q, Q] comparison, not a sort: at a few hundred rows that is a handful of
+    elementwise kernels, where two argsorts were ~55 us of radix-sort passes per layer (H100). Equal
+    norms rank by row index.
     """
     q = keys.shape[2]
-    norms = keys.float().square().sum(dim=(0, 1, 3))
-    score = torch.where(row_kind == 1, norms, torch.where(row_kind == 0, -1.0, math.inf))
+    norms = keys.float().square().sum(dim=(0, 1, 3))  # [Q]; squared L2 orders as L2 does
     idx = torch.arange(q, device=keys.device)
-    kept = torch.zeros(q, dtype=torch.bool, device=keys.device).scatter_(
-        0, torch.argsort(score), idx < n_kept
+    is_visual, is_text = row_kind == 1, row_kind == 0
+    before = (norms[None, :] < norms[:, None]) | (
+        (norms[None, :] == norms[:, None]) & (idx[None, :] < idx[:, None])
     )
-    return torch.argsort(torch.where(kept, idx, idx + q))
+    rank = (before & is_visual[None, :]).sum(dim=1)  # [Q]: visual rows ranked ahead of row i
+    kept = is_text | (is_visual & (rank < n_kept - is_text.sum()))
+    # kept rows first in row order, then the others in row order
+    dest = torch.where(kept, kept.cumsum(0) - 1, kept.sum() + (~kept).cumsum(0) - 1)
+    return torch.empty_like(idx).scatter_(0, dest, idx)
 
 
 def window_scores(

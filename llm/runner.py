@@ -78,7 +78,8 @@ class Runner:
                 self.engine,
                 bucket_tokens=settings.prefill_bucket_tokens,
                 max_tokens=settings.prefill_graph_max_tokens,
-                use_graphs=self.prefill_mode == "cudagraph",
+                use_graphs=self.prefill_mode in ("inductor", "cudagraph"),
+                use_compile=self.prefill_mode == "inductor",
             )
         vision = self.model.config.vision_config
         self._parts = SessionParts(
@@ -151,8 +152,13 @@ class Runner:
         """Prefill buckets captured as CUDA graphs, and chunks the bucketed path prefilled."""
         chunks = self._parts.chunks
         if chunks is None:
-            return {"captured_buckets": 0, "chunks": 0}
-        return {"captured_buckets": chunks.counts.captured_buckets, "chunks": chunks.counts.chunks}
+            return {"captured_buckets": 0, "chunks": 0, "compiled": 0}
+        counts = chunks.counts
+        return {
+            "captured_buckets": counts.captured_buckets,
+            "chunks": counts.chunks,
+            "compiled": int(chunks.is_compiled),
+        }
 
     # ------------------------------------------------------------------ answers
 

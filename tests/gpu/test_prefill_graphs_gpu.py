@@ -37,13 +37,15 @@ def _turns(model, mode: str, **settings):
     return logits, kv, answers, runner.prefill_graph_counts()
 
 
+@pytest.mark.parametrize("mode", ["inductor", "cudagraph"])
 @pytest.mark.parametrize("prune", ["keynorm", "none"])
-def test_graph_prefill_equals_eager_prefill_float32(prune):
+def test_graph_prefill_equals_eager_prefill_float32(prune, mode):
     model = load_model(LLMSettings(device="cuda", dtype="float32"))
     eager = _turns(model, "none", dtype="float32", kv_prune=prune, kv_group_grids=2)
-    graph = _turns(model, "cudagraph", dtype="float32", kv_prune=prune, kv_group_grids=2)
+    graph = _turns(model, mode, dtype="float32", kv_prune=prune, kv_group_grids=2)
     stats, counts = graph[2], graph[3]
     assert all(s.graphed_groups == s.groups for s in stats)  # no silent fallback
+    assert counts["compiled"] == (mode == "inductor")
     assert counts["chunks"] == sum(s.groups for s in stats)
     assert 0 < counts["captured_buckets"] < counts["chunks"]  # a bucket's graphs served several turns
     assert len(graph[1][0][0, 0]) == len(eager[1][0][0, 0])  # same cache length
@@ -51,16 +53,17 @@ def test_graph_prefill_equals_eager_prefill_float32(prune):
         torch.testing.assert_close(mine, theirs, atol=1e-4, rtol=1e-4)
 
 
-def test_graph_prefill_equals_eager_prefill_bf16():
+@pytest.mark.parametrize("mode", ["inductor", "cudagraph"])
+def test_graph_prefill_equals_eager_prefill_bf16(mode):
     """bf16 logits agree within bf16 tolerance. Unpruned: under key-norm pruning a last-bit difference in
     a key may swap two near-equal norms at the keep boundary, so only the kept counts are compared."""
     model = load_model(LLMSettings(device="cuda", dtype="bfloat16"))
     eager = _turns(model, "none", kv_prune="none")
-    graph = _turns(model, "cudagraph", kv_prune="none")
+    graph = _turns(model, mode, kv_prune="none")
     assert all(s.graphed_groups == s.groups for s in graph[2])
     for mine, theirs in zip(graph[0], eager[0], strict=True):
         torch.testing.assert_close(mine, theirs, atol=5e-2, rtol=5e-2)
-    pruned = [_turns(model, mode, kv_prune="keynorm", kv_group_grids=2) for mode in ("none", "cudagraph")]
+    pruned = [_turns(model, m, kv_prune="keynorm", kv_group_grids=2) for m in ("none", mode)]
     assert len(pruned[0][1][0][0, 0]) == len(pruned[1][1][0][0, 0])
     assert all(torch.isfinite(lg).all() for lg in pruned[1][0])
 
@@ -74,3 +77,32 @@ def test_warmup_captures_every_bucket_and_turns_capture_nothing_more():
     answer = runner.answer("Where?", [ContextEvent.whole(event)], max_new_tokens=4)
     assert answer.graphed_groups == answer.prefill_groups == 1 and answer.generated_tokens == 4
     assert runner.prefill_graph_counts()["captured_buckets"] == 256 // 32
+
+
+@pytest.mark.parametrize(
+    ("heads", "kv_heads", "past", "new"), [(28, 4, 1454, 588), (4, 2, 37, 5), (8, 8, 300, 129)]
+)
+def test_grouped_attention_over_the_cache_equals_repeated_heads(heads, kv_heads, past, new):
+    """New rows over the cache with grouped K/V passed as they are (flash, bottom-right causal) equal
+    the same attention with K/V repeated to every query head, in float32 math."""
+    from torch.nn.attention.bias import causal_lower_right
+
+    from llm.engine import TextEngine
+
+    torch.manual_seed(0)
+    engine = TextEngine.__new__(TextEngine)  # only the attention's own fields
+    torch.nn.Module.__init__(engine)
+    engine.n_heads, engine.n_kv_heads, engine.head_dim, engine.scale = heads, kv_heads, 128, 128**-0.5
+    engine.flash = None
+    q = torch.randn(1, heads, new, 128, device="cuda", dtype=torch.bfloat16)
+    k, v = (torch.randn(1, kv_heads, past + new, 128, device="cuda", dtype=torch.bfloat16) for _ in "kv")
+    mine = engine._attend(q, k, v, past)
+    rep = heads // kv_heads
+    expected = torch.nn.functional.scaled_dot_product_attention(
+        q.float(),
+        k.float().repeat_interleave(rep, 1),
+        v.float().repeat_interleave(rep, 1),
+        attn_mask=causal_lower_right(new, past + new),
+        scale=engine.scale,
+    )
+    torch.testing.assert_close(mine.float(), expected, atol=2e-2, rtol=2e-2)

@@ -24,6 +24,16 @@ def test_keynorm_order_puts_first_the_rows_keynorm_keep_keeps():
     expected = keynorm_keep(keys[:, :, :real], is_visual, n_text, n_keep)
     assert order[: n_text + n_keep].tolist() == expected.tolist()
     assert sorted(order.tolist()) == list(range(q))  # a permutation: padding and dropped rows follow
+    rest = order[n_text + n_keep :].tolist()
+    assert rest == sorted(rest)
+
+
+def test_keynorm_order_ranks_equal_norms_by_row():
+    keys = torch.ones(1, 1, 6, 4)  # every visual row has the same norm
+    keys[0, 0, 4] = 3.0  # ... but row 4, the largest
+    kinds = torch.tensor([0, 1, 1, 1, 1, 2])
+    order = keynorm_order(keys, kinds, torch.tensor([3]))  # the text row and two visual rows
+    assert order.tolist() == [0, 1, 2, 3, 4, 5]
 
 
 def _two_turns(runner, first, second):
