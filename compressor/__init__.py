@@ -8,7 +8,7 @@ from .evs import evs_retained_count, evs_retention_mask, grid_positions, survivo
 from .merging import MergedTokens, merge_event_tokens
 from .records import Event, EventStats, SelectedEvent, Selection
 from .selection import allocate_budget, pick_tokens, pick_tokens_batched, select_tokens, token_relevance
-from .stage import Compressor
+from .stage import Compressor, warm_kernels
 from .static import StaticPatches, StaticPatchFilter, merged_static_mask, psnr_db, static_patch_mask
 
 # Per-frame analysers, PySceneDetect-style: one `process` method each, picked by name.
@@ -46,4 +46,5 @@ __all__ = [
     "survivor_positions",
     "token_change_fraction",
     "token_relevance",
+    "warm_kernels",
 ]

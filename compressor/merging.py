@@ -10,21 +10,27 @@ A run becomes one token: the mean of its tokens (HoliTom), at the position of it
 with the count of tokens it stands for. The first grid of an event always starts every run.
 
 Runs at any position depend only on that position, so only the cosine test walks the grids in
-order ([h*w, D] per step, on the tokens' device); run membership, sums and counts are then a
-cumulative maximum, a gather and one `index_add_` per grid. Two host syncs per event size the
+order; run membership and counts are then a cumulative maximum, a gather and a bincount. On CUDA
+(float32 rows, triton importable) the cosine walk and the run sums are one Triton launch each
+(`_merge_kernel`: a program per position walks the grids); elsewhere, and as the reference, torch
+walks the grids ([h*w, D] per step) and sums with one `index_add_` per grid. The two paths give
+the same runs and bit-identical sums, except that a cosine within ~1e-5 of `similarity` may be
+decided either way (the dot products sum in another order). Two host syncs per event size the
 output; only the merged tokens come back to the host.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
+from types import ModuleType
 
 import numpy as np
 import torch
 
 from ._tensors import as_tensor, row_dots, unit_rows
-from .errors import CompressorInputError
+from .errors import CompressorError, CompressorInputError
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -68,15 +74,20 @@ def merge_unit_tokens(
     is_evs_kept: np.ndarray | torch.Tensor | None = None,
     similarity: float | None = None,
     out_dtype: np.dtype | type = np.float32,
+    kernels: bool | None = None,
 ) -> MergedTokens:
     """`merge_event_tokens` on tokens already split into unit rows and norms (`_tensors.unit_rows`),
     one [h*w, D] tensor per grid (the segmenter computed them once per grid), norms: [T, h*w].
-    The merged tokens come back to the host as `out_dtype`."""
+    The merged tokens come back to the host as `out_dtype`. kernels: None picks the Triton
+    kernels for float32 rows on CUDA; True forces them (tests run them on the CPU under
+    TRITON_INTERPRET=1), False forces the torch code."""
     t_grids, (h, w) = len(units), grid_hw
     for name, mask in (("is_static", is_static), ("is_evs_kept", is_evs_kept)):
         if mask is not None and tuple(mask.shape) != (t_grids, h, w):
             raise CompressorInputError(f"{name} must be [{t_grids}, {h}, {w}], got {tuple(mask.shape)}")
-    device, d = norms.device, units[0].shape[-1]
+    device = norms.device
+    backend = _pick_backend(kernels, device, units[0].dtype)
+    stacked = None if backend is None else torch.stack(list(units))  # [T, h*w, D]: one copy
     no = torch.zeros((t_grids, h * w), dtype=torch.bool, device=device)
     static = no if is_static is None else as_tensor(is_static).to(device).reshape(t_grids, -1).clone()
     static[0] = False  # the first grid starts every run
@@ -84,18 +95,23 @@ def merge_unit_tokens(
     by_evs = by_evs & ~static
     by_evs[0] = False
     repeat = static | by_evs
-    by_similarity = no if similarity is None else _similar_to_run_head(units, repeat, similarity)
+    if similarity is None:
+        by_similarity = no
+    elif backend is None:
+        by_similarity = _similar_to_run_head(units, repeat, similarity)
+    else:
+        by_similarity = backend.similar_to_run_head(stacked, repeat, similarity)
     starts = ~(repeat | by_similarity)
     sizes = torch.stack([starts.sum(), static.sum(), by_evs.sum(), by_similarity.sum()]).tolist()
     n_runs, merged_static, merged_evs, merged_similar = (int(x) for x in sizes)  # host sync
     run_of, run_t, run_hw = _runs(starts)
-    sums = torch.zeros((n_runs, d), dtype=norms.dtype, device=device)
-    # One grid per call: within a grid every run gets at most one token, so the GPU's atomic adds
-    # never contend (16 grids per call took the H100 bench's merge from 6.1 to 9.2 ms an event: a
-    # static run's tokens all land on one row).
-    for t in range(t_grids):
-        sums.index_add_(0, run_of[t], units[t] * norms[t].unsqueeze(1))
-    counts = torch.bincount(run_of.reshape(-1), minlength=n_runs)
+    if backend is None:
+        sums = _run_sums(units, norms, run_of, n_runs)
+    else:
+        sums = backend.run_sums(stacked, norms, starts, run_of, n_runs)
+    # not bincount: on CUDA it reads the largest index back to size its output (a host sync)
+    flat = run_of.reshape(-1)
+    counts = torch.zeros(n_runs, dtype=torch.int64, device=device).index_add_(0, flat, torch.ones_like(flat))
     means = (sums / counts.unsqueeze(1).to(sums.dtype)).to(_torch_dtype(out_dtype))
     positions = torch.stack([run_t, run_hw // w, run_hw % w], dim=1).to(torch.int32)
     return MergedTokens(
@@ -106,6 +122,42 @@ def merge_unit_tokens(
         merged_evs,
         merged_similar,
     )
+
+
+def _pick_backend(kernels: bool | None, device: torch.device, dtype: torch.dtype) -> ModuleType | None:
+    """The Triton kernels (`_merge_kernel`) where they serve this call, None for the torch code."""
+    if kernels is False or (kernels is None and (device.type != "cuda" or dtype != torch.float32)):
+        return None
+    backend = _triton_kernels()
+    if kernels and backend is None:
+        raise CompressorError("merge kernels asked for (kernels=True), but triton is not importable")
+    if kernels and dtype != torch.float32:
+        raise CompressorError(f"merge kernels take float32 unit rows, got {dtype}")
+    return backend
+
+
+@functools.cache
+def _triton_kernels() -> ModuleType | None:
+    """`_merge_kernel`, imported on first use (importing triton takes a while); None without
+    triton. Cached: a failed import would otherwise search the path again every event."""
+    try:
+        from . import _merge_kernel
+    except ImportError:
+        return None
+    return _merge_kernel
+
+
+def _run_sums(
+    units: Sequence[torch.Tensor], norms: torch.Tensor, run_of: torch.Tensor, n_runs: int
+) -> torch.Tensor:
+    """[n_runs, D]: each run's sum of units * norms (the tokens), added in grid order."""
+    sums = torch.zeros((n_runs, units[0].shape[-1]), dtype=norms.dtype, device=norms.device)
+    # One grid per call: within a grid every run gets at most one token, so the GPU's atomic adds
+    # never contend (16 grids per call took the H100 bench's merge from 6.1 to 9.2 ms an event: a
+    # static run's tokens all land on one row).
+    for t in range(len(units)):
+        sums.index_add_(0, run_of[t], units[t] * norms[t].unsqueeze(1))
+    return sums
 
 
 def _similar_to_run_head(

@@ -20,6 +20,7 @@ from PIL import Image
 
 from encoder.records import EncodedFrame
 
+from ._tensors import unit_rows
 from .config import CompressorSettings
 from .errors import CompressorInputError
 from .events import CutRules, EventSegmenter, Grid, unit_norm
@@ -212,3 +213,21 @@ def _merged_static_mask_many(
         return None
     masks = np.stack([e.static_mask for e in encoded])  # type: ignore[misc]
     return merged_static_mask(masks, grid_hw), masks.sum(axis=(1, 2)), int(shape[0] * shape[1])
+
+
+def warm_kernels(
+    device: torch.device | str,
+    frame_hw: tuple[int, int],
+    grid_hw: tuple[int, int],
+    token_dim: int,
+    settings: CompressorSettings | None = None,
+) -> None:
+    """Run the pixel test and the token merge once on `device` at a stream's sizes (frames of
+    frame_hw pixels, token grids of grid_hw, tokens of token_dim), so that their GPU kernels (Triton
+    compiles each on first use, about a second) are ready before a stream's first batch."""
+    s = settings or CompressorSettings()
+    frames = torch.zeros((3, *frame_hw, 3), dtype=torch.uint8, device=device)
+    StaticPatchFilter(s.patch_size, s.static_tau, device=device).process_many(frames)
+    h, w = grid_hw
+    units, norms = unit_rows(torch.randn(3, h * w, token_dim, device=device))
+    merge_unit_tokens(list(units), norms, grid_hw, similarity=s.merge_similarity)

@@ -159,3 +159,11 @@ def test_batches_give_the_events_that_frame_by_frame_gives(boxes_with_cut):
         np.testing.assert_array_equal(a.counts, b.counts)
         np.testing.assert_array_equal(a.tokens, b.tokens)
         assert a.thumbnails == b.thumbnails
+
+
+def test_warm_kernels_runs_the_pixel_test_and_the_merge_at_a_streams_sizes():
+    """The actor's warm-up path (on the CPU: the torch code, same calls as on the GPU)."""
+    from compressor import CompressorSettings, warm_kernels
+
+    warm_kernels("cpu", (56, 84), (2, 3), 16, CompressorSettings(merge_similarity=0.9))
+    warm_kernels("cpu", (56, 84), (2, 3), 16, CompressorSettings(merge_similarity=None))
