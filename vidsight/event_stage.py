@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from compressor import Compressor, CompressorSettings, Event, StaticPatchFilter
+from compressor import Compressor, CompressorSettings, Event, StaticPatchFilter, warm_kernels
 from encoder import EncodedFrame
 from encoder.qwen_preprocess import upload_frames
 from ingest import Frame
@@ -91,6 +91,19 @@ class EventStage:
         self._cuda_stream = torch.cuda.Stream(self.device, priority=-1) if is_cuda else None
         self._streams: dict[str, _OpenStream] = {}
         self._lock = threading.Lock()
+
+    def warmup(
+        self,
+        frame_hw: tuple[int, int],
+        grid_hw: tuple[int, int],
+        token_dim: int,
+        settings: CompressorSettings | None = None,
+    ) -> None:
+        """Compile the pixel test's and the merge's GPU kernels for these sizes now, not in the first
+        stream's first batch (`compressor.warm_kernels`). Nothing to do off CUDA."""
+        device = self.device
+        if self._cuda_stream is not None and device is not None:
+            self._on_side_stream(lambda: warm_kernels(device, frame_hw, grid_hw, token_dim, settings))
 
     def open_stream(
         self, stream_id: str, settings: CompressorSettings, *, is_skipping_static: bool = True

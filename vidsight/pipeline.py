@@ -83,11 +83,17 @@ class EncoderActor:
         from encoder import BatchingEncoder, Encoder
 
         encoder = Encoder(settings, tokens_on_device=True)
-        if encoder.tower.device.type == "cuda":
-            # Compile + CUDA graph for full batches of this frame size; other shapes run eager.
-            encoder.warmup(warmup_frame_hw or settings.fixed_hw_px)
         self.batcher = BatchingEncoder.from_encoder(encoder)
         self.stage = EventStage(BatcherEncoder(self.batcher), device=encoder.tower.device)
+        frame_hw = warmup_frame_hw or settings.fixed_hw_px
+        if encoder.tower.device.type == "cuda":
+            # Compile + CUDA graph for full batches of this frame size; other shapes run eager.
+            encoder.warmup(frame_hw)
+            if frame_hw is not None:
+                layout = encoder.tower.layout
+                height, width = layout.resized_hw(*frame_hw)
+                token_px = layout.patch_size * layout.merge_size
+                self.stage.warmup(frame_hw, (height // token_px, width // token_px), encoder.tower.out_dim)
 
     def encode(
         self, frames: list[Frame], skip: list[bool], static_masks: list[np.ndarray | None]
