@@ -43,7 +43,9 @@ def _run_head_kernel(units_ptr, repeat_ptr, similar_ptr, T, P, D, similarity, BL
         acc = tl.zeros([BLOCK_D], dtype=tl.float32)
         d0 = 0
         while d0 < D:
-            mask = (d0 + offs < D) & is_free  # a repeat loads nothing
+            # a repeat loads nothing; one comparison, not `& is_free`: Triton 3.9's interpreter
+            # types a block & scalar bool as int32 and refuses it as a mask
+            mask = d0 + offs < tl.where(is_free, D, 0)
             u = tl.load(row + d0 + offs, mask=mask, other=0.0)
             h = tl.load(head_row + d0 + offs, mask=mask, other=0.0)
             acc += u * h
@@ -69,7 +71,7 @@ def _run_sums_kernel(units_ptr, norms_ptr, starts_ptr, run_of_ptr, sums_ptr, T, 
         # the run ends here if the next grid starts a new one (or there is none): write it once
         is_end = tl.load(starts_ptr + at + P, mask=t + 1 < T, other=1) != 0
         run = tl.load(run_of_ptr + at)
-        tl.store(sums_ptr + run * D + offs, acc, mask=in_row & is_end)
+        tl.store(sums_ptr + run * D + offs, acc, mask=offs < tl.where(is_end, D, 0))  # as above
         acc = tl.where(is_end, 0.0, acc)
         t += 1
 
