@@ -10,7 +10,7 @@ A run becomes one token: the mean of its tokens (HoliTom), at the position of it
 with the count of tokens it stands for. The first grid of an event always starts every run.
 
 Runs at any position depend only on that position, so only the cosine test walks the grids in
-order; run membership and counts are then a cumulative maximum, a gather and a bincount. On CUDA
+order; run membership and counts are then a cumulative maximum, a gather and an index_add_. On CUDA
 (float32 rows, triton importable) the cosine walk and the run sums are one Triton launch each
 (`_merge_kernel`: a program per position walks the grids); elsewhere, and as the reference, torch
 walks the grids ([h*w, D] per step) and sums with one `index_add_` per grid. The two paths give
@@ -66,7 +66,7 @@ def merge_event_tokens(
 
 
 def merge_unit_tokens(
-    units: Sequence[torch.Tensor],
+    units: Sequence[torch.Tensor] | torch.Tensor,
     norms: torch.Tensor,
     grid_hw: tuple[int, int],
     *,
@@ -77,7 +77,8 @@ def merge_unit_tokens(
     kernels: bool | None = None,
 ) -> MergedTokens:
     """`merge_event_tokens` on tokens already split into unit rows and norms (`_tensors.unit_rows`),
-    one [h*w, D] tensor per grid (the segmenter computed them once per grid), norms: [T, h*w].
+    one [h*w, D] tensor per grid (the segmenter computed them once per grid) or all of them stacked
+    ([T, h*w, D]: the kernels take that as it is), norms: [T, h*w].
     The merged tokens come back to the host as `out_dtype`. kernels: None picks the Triton
     kernels for float32 rows on CUDA; True forces them (tests run them on the CPU under
     TRITON_INTERPRET=1), False forces the torch code."""
@@ -87,7 +88,9 @@ def merge_unit_tokens(
             raise CompressorInputError(f"{name} must be [{t_grids}, {h}, {w}], got {tuple(mask.shape)}")
     device = norms.device
     backend = _pick_backend(kernels, device, units[0].dtype)
-    stacked = None if backend is None else torch.stack(list(units))  # [T, h*w, D]: one copy
+    stacked = None
+    if backend is not None:  # [T, h*w, D]
+        stacked = units if isinstance(units, torch.Tensor) else torch.stack(list(units))
     no = torch.zeros((t_grids, h * w), dtype=torch.bool, device=device)
     static = no if is_static is None else as_tensor(is_static).to(device).reshape(t_grids, -1).clone()
     static[0] = False  # the first grid starts every run
@@ -148,7 +151,7 @@ def _triton_kernels() -> ModuleType | None:
 
 
 def _run_sums(
-    units: Sequence[torch.Tensor], norms: torch.Tensor, run_of: torch.Tensor, n_runs: int
+    units: Sequence[torch.Tensor] | torch.Tensor, norms: torch.Tensor, run_of: torch.Tensor, n_runs: int
 ) -> torch.Tensor:
     """[n_runs, D]: each run's sum of units * norms (the tokens), added in grid order."""
     sums = torch.zeros((n_runs, units[0].shape[-1]), dtype=norms.dtype, device=norms.device)
@@ -161,7 +164,7 @@ def _run_sums(
 
 
 def _similar_to_run_head(
-    units: Sequence[torch.Tensor], repeat: torch.Tensor, similarity: float
+    units: Sequence[torch.Tensor] | torch.Tensor, repeat: torch.Tensor, similarity: float
 ) -> torch.Tensor:
     """[T, P] bool: token (t, p) repeats its run by cosine with the run's first token.
 

@@ -124,17 +124,18 @@ class Compressor:
         if any(g.units is None for g in grids):
             missing = next(g.grid_index for g in grids if g.units is None)
             raise CompressorInputError(f"grid {missing} has no frame carrying tokens")
-        # T x [h*w, D] unit rows and [T, h*w] norms, where the encoder left the tokens
-        units = [g.units for g in grids]
+        # [T, h*w, D] unit rows and [T, h*w] norms, where the encoder left the tokens: stacked once,
+        # for EVS and the merge both
+        units = torch.stack([g.units for g in grids])  # type: ignore[misc]
         norms = torch.stack([g.token_norms for g in grids])  # type: ignore[misc]
         static = np.stack([self._grid_static.pop(g.grid_index) for g in grids])
         static[0] = False  # the first grid of an event is kept whole
         evs_kept = None
         if s.evs_q > 0:  # cosines are scale-free: EVS ranks the unit rows as it would the tokens
-            evs_kept = evs_retention_mask(torch.cat(units), (len(grids), h, w), 1, s.evs_q)  # type: ignore[arg-type]
+            evs_kept = evs_retention_mask(units.flatten(0, 1), (len(grids), h, w), 1, s.evs_q)
             evs_kept = evs_kept.reshape(len(grids), h, w)
         merged = merge_unit_tokens(
-            units,  # type: ignore[arg-type]
+            units,
             norms,
             (h, w),
             is_static=static,

@@ -78,16 +78,7 @@ class Session:
         self, question: str, context: Sequence[ContextEvent]
     ) -> tuple[torch.Tensor, PrefillStats]:
         """Prefill one user turn; events already in context are not sent again. Returns logits [V]."""
-        new = [c for c in context if c.event.event_id not in self.in_context]
-        system = self.parts.settings.system_prompt if self.turns == 0 else None
-        pieces = turn_pieces(
-            self.parts.tokenizer,
-            self.parts.specials,
-            new,
-            question,
-            system_prompt=system,
-            pending_ids=self.pending,
-        )
+        new, pieces = self._turn(question, context)
         self.pending = []
         self.turns += 1
         for c in new:
@@ -97,6 +88,11 @@ class Session:
     def turn_tokens(self, question: str, context: Sequence[ContextEvent]) -> int:
         """Tokens `prefill_turn(question, context)` would prefill (before KV pruning): events
         already in the session are not counted. Changes nothing."""
+        _, pieces = self._turn(question, context)
+        return sum(len(p.ids) if isinstance(p, TextPiece) else len(p.context.token_indices) for p in pieces)
+
+    def _turn(self, question: str, context: Sequence[ContextEvent]) -> tuple[list[ContextEvent], list[Piece]]:
+        """The turn's events not yet in the session, and its pieces (system prompt on the first turn)."""
         new = [c for c in context if c.event.event_id not in self.in_context]
         pieces = turn_pieces(
             self.parts.tokenizer,
@@ -106,7 +102,7 @@ class Session:
             system_prompt=self.parts.settings.system_prompt if self.turns == 0 else None,
             pending_ids=self.pending,
         )
-        return sum(len(p.ids) if isinstance(p, TextPiece) else len(p.context.token_indices) for p in pieces)
+        return new, pieces
 
     @torch.inference_mode()
     def prefill(self, pieces: Sequence[Piece]) -> tuple[torch.Tensor, PrefillStats]:

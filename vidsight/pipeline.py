@@ -90,10 +90,8 @@ class EncoderActor:
             # Compile + CUDA graph for full batches of this frame size; other shapes run eager.
             encoder.warmup(frame_hw)
             if frame_hw is not None:
-                layout = encoder.tower.layout
-                height, width = layout.resized_hw(*frame_hw)
-                token_px = layout.patch_size * layout.merge_size
-                self.stage.warmup(frame_hw, (height // token_px, width // token_px), encoder.tower.out_dim)
+                grid_hw = encoder.tower.layout.merged_hw(*frame_hw)
+                self.stage.warmup(frame_hw, grid_hw, encoder.tower.out_dim)
 
     def encode(
         self, frames: list[Frame], skip: list[bool], static_masks: list[np.ndarray | None]
